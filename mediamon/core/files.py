@@ -1,0 +1,144 @@
+"""The file store: media bytes go to a temporary file and reach their name whole or never.
+
+A download streams into `.<final name>.<random>.mediamon-part` in the target folder,
+hashing as it goes. `commit` fsyncs the file, renames it over the final name with
+`os.replace` (atomic on one filesystem) and fsyncs the folder, so a crash at any
+moment leaves either the old state or the complete new file, plus at worst a
+temporary file that the reconciliation scan removes. Only this module touches media
+bytes on disk, so a second file store (S3, say) replaces this module alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+import secrets
+from pathlib import Path, PurePosixPath
+from typing import Final
+
+from mediamon.core.errors import MediamonError
+
+logger = logging.getLogger(__name__)
+
+PART_SUFFIX: Final = ".mediamon-part"
+
+
+class StorageWriteError(MediamonError):
+    """Writing a media file failed: the disk is full, or a folder is not writable."""
+
+    title = "storage"
+
+
+class PartialFile:
+    """A media file being written; hashes and counts what goes in."""
+
+    def __init__(self, final_path: Path, temp_path: Path, fd: int) -> None:
+        self.final_path = final_path
+        self.temp_path = temp_path
+        self.size = 0
+        self._fd: int | None = fd
+        self._sha256 = hashlib.sha256()
+
+    @property
+    def sha256(self) -> str:
+        return self._sha256.hexdigest()
+
+    def write(self, chunk: bytes | bytearray | memoryview) -> None:
+        if self._fd is None:
+            raise RuntimeError("write to a closed partial file")
+        self._sha256.update(chunk)
+        view = memoryview(chunk)
+        try:
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+        except OSError as error:
+            raise _write_error(self.final_path, error) from error
+        self.size += len(chunk)
+
+    def reset(self) -> None:
+        """Forget what was written so far, for a source that starts the file over."""
+        if self._fd is None:
+            raise RuntimeError("reset of a closed partial file")
+        try:
+            os.ftruncate(self._fd, 0)
+            os.lseek(self._fd, 0, os.SEEK_SET)
+        except OSError as error:
+            raise _write_error(self.final_path, error) from error
+        self._sha256 = hashlib.sha256()
+        self.size = 0
+
+    async def commit(self) -> Path:
+        """Make the bytes durable under the final name; returns that path."""
+        await asyncio.to_thread(self._commit_sync)
+        return self.final_path
+
+    def discard(self) -> None:
+        """Throw the bytes away; safe to call more than once, and after commit."""
+        self._close()
+        with contextlib.suppress(FileNotFoundError):
+            self.temp_path.unlink()
+
+    def _commit_sync(self) -> None:
+        if self._fd is None:
+            raise RuntimeError("commit of a closed partial file")
+        try:
+            os.fsync(self._fd)
+            self._close()
+            os.replace(self.temp_path, self.final_path)
+            _fsync_folder(self.final_path.parent)
+        except OSError as error:
+            self.discard()
+            raise _write_error(self.final_path, error) from error
+
+    def _close(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)
+
+
+class LocalFileStore:
+    """Media files under one folder on the local disk."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def absolute(self, relpath: PurePosixPath | str) -> Path:
+        return self.root.joinpath(relpath)
+
+    def exists(self, relpath: PurePosixPath | str) -> bool:
+        return self.absolute(relpath).is_file()
+
+    def open_partial(self, relpath: PurePosixPath) -> PartialFile:
+        """Start writing the file that will be `relpath`, creating folders as needed."""
+        final_path = self.absolute(relpath)
+        temp_path = final_path.with_name(f".{final_path.name}.{secrets.token_hex(4)}{PART_SUFFIX}")
+        try:
+            final_path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(temp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except OSError as error:
+            raise _write_error(final_path, error) from error
+        return PartialFile(final_path, temp_path, fd)
+
+
+def _fsync_folder(folder: Path) -> None:
+    # The rename is durable only once the folder entry is; some filesystems cannot
+    # open a folder for fsync, and there the rename is as durable as it gets.
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _write_error(path: Path, error: OSError) -> StorageWriteError:
+    reason = error.strerror or str(error)
+    return StorageWriteError(f"cannot write {path}: {reason}")

@@ -1,0 +1,237 @@
+"""Turn a W-API webhook body into a `WebhookEvent`.
+
+The parser is the first thing hostile input meets, so it promises one thing above
+all: whatever JSON value it is given, it returns an event or raises `PayloadError`,
+never anything else. Fields that only decorate a message (a push name of the wrong
+type, say) are dropped quietly; fields without which nothing can be done (the
+instance, the message id of a media message) are errors that name the field.
+
+A media message whose key or path is absent or garbled is still an event: it comes
+back with `MediaInfo.problem` set, so the store records it as failed with that reason
+instead of losing it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping
+from typing import Any, Final
+
+from mediamon.core.errors import PayloadError
+from mediamon.core.models import MediaInfo, MediaKind, WebhookEvent
+
+MAX_ID_LENGTH: Final = 128
+MAX_WRAPPER_DEPTH: Final = 16
+
+_MEDIA_KEYS: Final = {
+    "imagemessage": MediaKind.IMAGE,
+    "videomessage": MediaKind.VIDEO,
+    "ptvmessage": MediaKind.VIDEO,
+    "audiomessage": MediaKind.AUDIO,
+    "documentmessage": MediaKind.DOCUMENT,
+    "stickermessage": MediaKind.STICKER,
+}
+
+_WRAPPERS: Final = (
+    "ephemeralmessage",
+    "viewoncemessage",
+    "viewoncemessagev2",
+    "viewoncemessagev2extension",
+    "documentwithcaptionmessage",
+    "editedmessage",
+)
+
+_DEFAULT_MIMETYPES: Final = {
+    MediaKind.IMAGE: "image/jpeg",
+    MediaKind.VIDEO: "video/mp4",
+    MediaKind.AUDIO: "audio/ogg",
+    MediaKind.DOCUMENT: "application/octet-stream",
+    MediaKind.STICKER: "image/webp",
+}
+
+
+def parse_webhook(body: object) -> WebhookEvent:
+    """Parse one decoded JSON body; raise `PayloadError` naming what is wrong."""
+    if not isinstance(body, Mapping):
+        raise PayloadError(f"the body must be a JSON object, not {_json_type(body)}")
+    fields = _folded(body)
+
+    instance_id = _required_id(fields, "instanceId")
+    message_id = _optional_id(fields, "messageId")
+    media = _find_media(fields.get("msgcontent"))
+    if media is not None and message_id is None:
+        raise PayloadError("a media message must carry a messageId")
+
+    chat = _folded_or_empty(fields.get("chat"))
+    sender = _folded_or_empty(fields.get("sender"))
+    return WebhookEvent(
+        event=_text(fields.get("event")) or "unknown",
+        instance_id=instance_id,
+        message_id=message_id,
+        from_me=fields.get("fromme") is True,
+        is_group=fields.get("isgroup") is True,
+        moment=_integer(fields.get("moment")),
+        chat_id=_text(chat.get("id")),
+        sender_id=_text(sender.get("id")),
+        sender_name=_text(sender.get("pushname")),
+        media=media,
+    )
+
+
+def _find_media(content: object, depth: int = 0) -> MediaInfo | None:
+    """Find the media inside a message, looking through every known wrapper."""
+    if depth > MAX_WRAPPER_DEPTH:
+        raise PayloadError(f"msgContent wrappers are nested more than {MAX_WRAPPER_DEPTH} deep")
+    if not isinstance(content, Mapping):
+        return None
+    fields = _folded(content)
+
+    for key, kind in _MEDIA_KEYS.items():
+        block = fields.get(key)
+        if isinstance(block, Mapping):
+            return _media_info(kind, _folded(block))
+
+    for wrapper in _WRAPPERS:
+        inner = fields.get(wrapper)
+        if isinstance(inner, Mapping):
+            found = _find_media(_folded(inner).get("message"), depth + 1)
+            if found is not None:
+                return found
+    return None
+
+
+def _media_info(kind: MediaKind, block: Mapping[str, Any]) -> MediaInfo:
+    problems: list[str] = []
+    direct_path = _text(block.get("directpath"))
+    if block.get("mediakey") in (None, ""):
+        problems.append("the payload has no mediaKey")
+    if direct_path is None:
+        problems.append("the payload has no directPath")
+
+    media_key = _base64_field(block, "mediaKey", problems, size=32)
+    file_sha256 = _hex_digest(block, "fileSha256", problems)
+    file_enc_sha256 = _hex_digest(block, "fileEncSha256", problems)
+
+    length = block.get("filelength")
+    file_length = _integer(length)
+    if length is not None and (file_length is None or file_length < 0):
+        problems.append("fileLength is not a whole number")
+        file_length = None
+
+    return MediaInfo(
+        kind=kind,
+        mimetype=_text(block.get("mimetype")) or _DEFAULT_MIMETYPES[kind],
+        media_key=media_key,
+        direct_path=direct_path,
+        file_sha256=file_sha256,
+        file_enc_sha256=file_enc_sha256,
+        file_length=file_length,
+        file_name=_text(block.get("filename")),
+        caption=_text(block.get("caption")),
+        seconds=_integer(block.get("seconds")),
+        ptt=block.get("ptt") is True,
+        problem="; ".join(problems) or None,
+    )
+
+
+def _base64_field(
+    block: Mapping[str, Any], name: str, problems: list[str], size: int | None = None
+) -> str | None:
+    """Return the field as sent when it is valid base64 (of `size` bytes, if given)."""
+    value = block.get(name.lower())
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        problems.append(f"{name} is not a base64 string")
+        return None
+    raw = _decode_base64(value)
+    if raw is None:
+        problems.append(f"{name} is not valid base64")
+        return None
+    if size is not None and len(raw) != size:
+        problems.append(f"{name} is {len(raw)} bytes, expected {size}")
+        return None
+    return value
+
+
+def _hex_digest(block: Mapping[str, Any], name: str, problems: list[str]) -> str | None:
+    encoded = _base64_field(block, name, problems, size=32)
+    if encoded is None:
+        return None
+    raw = _decode_base64(encoded)
+    return raw.hex() if raw is not None else None
+
+
+def _decode_base64(value: str) -> bytes | None:
+    # WhatsApp sends standard base64, but URL-safe and unpadded spellings turn up in
+    # payloads that went through other tools; all three name the same bytes.
+    text = value.strip().replace("-", "+").replace("_", "/")
+    text += "=" * (-len(text) % 4)
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _required_id(fields: Mapping[str, Any], name: str) -> str:
+    value = _optional_id(fields, name)
+    if value is None:
+        raise PayloadError(f"the webhook has no {name}")
+    return value
+
+
+def _optional_id(fields: Mapping[str, Any], name: str) -> str | None:
+    value = fields.get(name.lower())
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise PayloadError(f"{name} must be a string, not {_json_type(value)}")
+    if len(value) > MAX_ID_LENGTH:
+        raise PayloadError(f"{name} is longer than {MAX_ID_LENGTH} characters")
+    return value
+
+
+def _folded(mapping: Mapping[Any, Any]) -> dict[str, Any]:
+    """The mapping with lower-cased keys, since some deliveries spell keys that way.
+
+    When both spellings are present the camelCase one wins, as it is W-API's own.
+    """
+    folded: dict[str, Any] = {}
+    for key, value in mapping.items():
+        if isinstance(key, str):
+            lowered = key.lower()
+            if lowered not in folded or key != lowered:
+                folded[lowered] = value
+    return folded
+
+
+def _folded_or_empty(value: object) -> dict[str, Any]:
+    return _folded(value) if isinstance(value, Mapping) else {}
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _integer(value: object) -> int | None:
+    """An integer given as a JSON number or, as protobuf JSON has it, a string."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().isdigit() and len(value) <= 20:
+        return int(value)
+    return None
+
+
+def _json_type(value: object) -> str:
+    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}
+    for kind, name in names.items():
+        if isinstance(value, kind):
+            return name
+    if value is None:
+        return "null"
+    return "a number" if isinstance(value, int | float) else type(value).__name__

@@ -1,0 +1,558 @@
+"""The SQLite store: webhook events, media rows and their attempts, and the job queue.
+
+One aiosqlite connection in WAL mode serves the whole process; readers in other
+processes (`mediamon list` beside a running `serve`) never block it. Each store call
+is one function run on aiosqlite's thread and one transaction, so a call is atomic
+and costs one hop between threads however many statements it runs. Webhooks are
+written in groups: deliveries that arrive while a commit is under way share the
+next one, which keeps ingest fast without answering before the row is durable.
+
+The schema is versioned with `PRAGMA user_version`; `_MIGRATIONS[n]` takes a database
+from version n to n + 1, and a database newer than this code is refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Sequence
+from functools import partial
+from pathlib import Path
+from typing import Any, Final, TypeVar
+
+import aiosqlite
+
+from mediamon.core.errors import StoreError
+from mediamon.core.models import (
+    Attempt,
+    MediaKind,
+    MediaRecord,
+    MediaStatus,
+)
+from mediamon.core.store import (
+    AttemptOutcome,
+    MediaQuery,
+    RecordedWebhook,
+    StoredEvent,
+    WebhookDelivery,
+)
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+BUSY_TIMEOUT_MS: Final = 10_000
+MAX_BATCH: Final = 512
+
+_MIGRATIONS: Final = (
+    """
+    CREATE TABLE webhook_events (
+        id INTEGER PRIMARY KEY,
+        received_at REAL NOT NULL,
+        event TEXT,
+        instance_id TEXT,
+        message_id TEXT,
+        outcome TEXT NOT NULL,
+        reason TEXT,
+        body TEXT
+    );
+    CREATE INDEX webhook_events_received ON webhook_events(received_at);
+
+    CREATE TABLE media (
+        id INTEGER PRIMARY KEY,
+        instance_id TEXT NOT NULL,
+        client TEXT NOT NULL,
+        message_id TEXT NOT NULL,
+        event_id INTEGER,
+        from_me INTEGER NOT NULL DEFAULT 0,
+        chat_id TEXT,
+        sender_id TEXT,
+        sender_name TEXT,
+        kind TEXT NOT NULL,
+        mimetype TEXT NOT NULL,
+        caption TEXT,
+        file_name TEXT,
+        expected_size INTEGER,
+        expected_sha256 TEXT,
+        expected_enc_sha256 TEXT,
+        media_key TEXT,
+        direct_path TEXT,
+        status TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        next_attempt_at REAL,
+        path TEXT,
+        stored_sha256 TEXT,
+        stored_size INTEGER,
+        source TEXT,
+        received_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        UNIQUE (instance_id, message_id)
+    );
+    CREATE INDEX media_due ON media(next_attempt_at) WHERE status IN ('queued', 'retrying');
+    CREATE INDEX media_status ON media(status, id);
+    CREATE INDEX media_message ON media(message_id);
+
+    CREATE TABLE attempts (
+        id INTEGER PRIMARY KEY,
+        media_id INTEGER NOT NULL REFERENCES media(id) ON DELETE CASCADE,
+        number INTEGER NOT NULL,
+        source TEXT NOT NULL,
+        started_at REAL NOT NULL,
+        finished_at REAL NOT NULL,
+        outcome TEXT NOT NULL,
+        http_status INTEGER,
+        error TEXT,
+        size INTEGER
+    );
+    CREATE INDEX attempts_media ON attempts(media_id);
+    """,
+)
+
+SCHEMA_VERSION: Final = len(_MIGRATIONS)
+
+_INSERT_EVENT: Final = """
+    INSERT INTO webhook_events (received_at, event, instance_id, message_id, outcome, reason, body)
+    VALUES (?, ?, ?, ?, ?, ?, ?)
+"""
+
+_INSERT_MEDIA: Final = """
+    INSERT INTO media (
+        instance_id, client, message_id, event_id, from_me, chat_id, sender_id, sender_name,
+        kind, mimetype, caption, file_name, expected_size, expected_sha256, expected_enc_sha256,
+        media_key, direct_path, status, last_error, next_attempt_at, received_at, updated_at
+    ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (instance_id, message_id) DO NOTHING
+    RETURNING *
+"""
+
+
+class SQLiteStore:
+    """The store on one SQLite file. Open it with `await SQLiteStore.open(path)`."""
+
+    def __init__(self, db: aiosqlite.Connection, path: Path) -> None:
+        self.path = path
+        self._db = db
+        self._pending: list[tuple[WebhookDelivery, asyncio.Future[RecordedWebhook]]] = []
+        self._writer: asyncio.Task[None] | None = None
+        self._data_version: int | None = None
+
+    @classmethod
+    async def open(cls, path: Path) -> SQLiteStore:
+        """Open or create the database, bringing its schema up to date."""
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            db = await aiosqlite.connect(path, isolation_level=None)
+        except (OSError, sqlite3.Error) as error:
+            raise StoreError(f"cannot open the database {path}: {error}") from error
+
+        store = cls(db, path)
+        try:
+            await store._run(_prepare)
+        except sqlite3.DatabaseError as error:
+            await db.close()
+            raise StoreError(f"{path} is not a usable mediamon database: {error}") from error
+        except StoreError:
+            await db.close()
+            raise
+        return store
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            await asyncio.shield(self._writer)
+        await self._db.close()
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        # aiosqlite runs each call on its own thread but offers no public way to run
+        # a function there; one function per transaction keeps every store call
+        # atomic and costs a single hop between threads.
+        return await self._db._execute(fn, self._db._conn)  # type: ignore[no-any-return, no-untyped-call]
+
+    # Webhooks, written in groups.
+
+    async def record_webhook(self, delivery: WebhookDelivery) -> RecordedWebhook:
+        """Record the delivery (and its media row) durably; returns once committed."""
+        future: asyncio.Future[RecordedWebhook] = asyncio.get_running_loop().create_future()
+        self._pending.append((delivery, future))
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write_pending())
+        return await future
+
+    async def _write_pending(self) -> None:
+        try:
+            while self._pending:
+                batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+                deliveries = [delivery for delivery, _ in batch]
+                try:
+                    results = await self._run(partial(_insert_deliveries, deliveries=deliveries))
+                except Exception as error:
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(error)
+                    continue
+                for (_, future), result in zip(batch, results, strict=True):
+                    if not future.done():
+                        future.set_result(result)
+        finally:
+            self._writer = None
+
+    async def list_events(self, limit: int = 100) -> list[StoredEvent]:
+        rows = await self._run(
+            lambda conn: conn.execute(
+                "SELECT * FROM webhook_events ORDER BY id DESC LIMIT ?", (limit,)
+            ).fetchall()
+        )
+        return [
+            StoredEvent(
+                id=row["id"],
+                received_at=row["received_at"],
+                event=row["event"],
+                instance_id=row["instance_id"],
+                message_id=row["message_id"],
+                outcome=row["outcome"],
+                reason=row["reason"],
+                body=row["body"],
+            )
+            for row in rows
+        ]
+
+    # The queue.
+
+    async def claim_due(self, now: float, limit: int) -> list[MediaRecord]:
+        """Mark up to `limit` due rows `downloading`, counting the attempt, and return them."""
+
+        def claim(conn: sqlite3.Connection) -> list[sqlite3.Row]:
+            return conn.execute(
+                """
+                UPDATE media SET status = 'downloading', attempts = attempts + 1, updated_at = ?
+                WHERE id IN (
+                    SELECT id FROM media
+                    WHERE status IN ('queued', 'retrying') AND next_attempt_at <= ?
+                    ORDER BY next_attempt_at, id LIMIT ?
+                )
+                RETURNING *
+                """,
+                (now, now, limit),
+            ).fetchall()
+
+        rows = await self._run(claim)
+        return sorted((_media(row) for row in rows), key=lambda media: media.id)
+
+    async def next_due_at(self) -> float | None:
+        row = await self._run(
+            lambda conn: conn.execute(
+                "SELECT min(next_attempt_at) FROM media WHERE status IN ('queued', 'retrying')"
+            ).fetchone()
+        )
+        return None if row is None else row[0]
+
+    async def finish_attempt(self, outcome: AttemptOutcome) -> MediaRecord:
+        def finish(conn: sqlite3.Connection) -> sqlite3.Row | None:
+            with _transaction(conn):
+                _insert_attempts(conn, outcome.tries)
+                row: sqlite3.Row | None = conn.execute(
+                    """
+                    UPDATE media SET status = ?, last_error = ?, next_attempt_at = ?,
+                        path = coalesce(?, path), stored_sha256 = coalesce(?, stored_sha256),
+                        stored_size = coalesce(?, stored_size), source = coalesce(?, source),
+                        updated_at = ?
+                    WHERE id = ? RETURNING *
+                    """,
+                    (
+                        outcome.status.value,
+                        outcome.error,
+                        outcome.next_attempt_at,
+                        outcome.path,
+                        outcome.sha256,
+                        outcome.size,
+                        outcome.source,
+                        time.time(),
+                        outcome.media_id,
+                    ),
+                ).fetchone()
+            return row
+
+        row = await self._run(finish)
+        if row is None:
+            raise StoreError(f"media #{outcome.media_id} is no longer in the database")
+        return _media(row)
+
+    async def release(self, media_ids: Iterable[int]) -> None:
+        """Put interrupted downloads back in the queue without spending an attempt."""
+        now = time.time()
+        rows = [(now, now, media_id) for media_id in media_ids]
+        if not rows:
+            return
+
+        def release(conn: sqlite3.Connection) -> None:
+            with _transaction(conn):
+                conn.executemany(
+                    """
+                    UPDATE media SET status = 'queued', attempts = max(attempts - 1, 0),
+                        next_attempt_at = ?, updated_at = ?
+                    WHERE id = ? AND status = 'downloading'
+                    """,
+                    rows,
+                )
+
+        await self._run(release)
+
+    async def requeue_interrupted(self) -> int:
+        """Queue again what a crash left `downloading`; the attempt it was on counts."""
+        now = time.time()
+        return await self._run(
+            lambda conn: (
+                conn.execute(
+                    """
+                UPDATE media SET status = 'queued', next_attempt_at = ?, updated_at = ?
+                WHERE status = 'downloading'
+                """,
+                    (now, now),
+                ).rowcount
+            )
+        )
+
+    # Reading.
+
+    async def get_media(self, media_id: int) -> MediaRecord | None:
+        row = await self._run(
+            lambda conn: conn.execute("SELECT * FROM media WHERE id = ?", (media_id,)).fetchone()
+        )
+        return None if row is None else _media(row)
+
+    async def list_media(self, query: MediaQuery) -> list[MediaRecord]:
+        sql, parameters = _media_query(query)
+        rows = await self._run(lambda conn: conn.execute(sql, parameters).fetchall())
+        return [_media(row) for row in rows]
+
+    async def attempts(self, media_id: int) -> list[Attempt]:
+        rows = await self._run(
+            lambda conn: conn.execute(
+                "SELECT * FROM attempts WHERE media_id = ? ORDER BY id", (media_id,)
+            ).fetchall()
+        )
+        return [
+            Attempt(
+                media_id=row["media_id"],
+                number=row["number"],
+                source=row["source"],
+                started_at=row["started_at"],
+                finished_at=row["finished_at"],
+                outcome=row["outcome"],
+                http_status=row["http_status"],
+                error=row["error"],
+                size=row["size"],
+            )
+            for row in rows
+        ]
+
+    async def count_by_status(self) -> dict[MediaStatus, int]:
+        rows = await self._run(
+            lambda conn: conn.execute(
+                "SELECT status, count(*) FROM media GROUP BY status"
+            ).fetchall()
+        )
+        counts = dict.fromkeys(MediaStatus, 0)
+        for status, count in rows:
+            counts[MediaStatus(status)] = count
+        return counts
+
+    async def changed_elsewhere(self) -> bool:
+        """True when another connection committed since the last call.
+
+        `PRAGMA data_version` is a counter kept in memory that moves only for other
+        connections' commits, so polling it costs microseconds and no disk read.
+        """
+        version = await self._run(lambda conn: conn.execute("PRAGMA data_version").fetchone()[0])
+        changed = self._data_version is not None and version != self._data_version
+        self._data_version = version
+        return bool(changed)
+
+
+def _prepare(conn: sqlite3.Connection) -> None:
+    conn.row_factory = sqlite3.Row
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("PRAGMA foreign_keys = ON")
+
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"the database has schema version {version}, newer than this mediamon "
+            f"knows ({SCHEMA_VERSION}); upgrade mediamon"
+        )
+    for number in range(version, SCHEMA_VERSION):
+        with _transaction(conn):
+            for statement in _MIGRATIONS[number].split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {number + 1}")
+        logger.info("database schema brought to version %d", number + 1)
+
+
+class _transaction:
+    """BEGIN IMMEDIATE … COMMIT, or ROLLBACK when the block raises."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def __enter__(self) -> None:
+        self._conn.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, kind: object, error: object, traceback: object) -> None:
+        self._conn.execute("COMMIT" if error is None else "ROLLBACK")
+
+
+def _insert_deliveries(
+    conn: sqlite3.Connection, deliveries: Sequence[WebhookDelivery]
+) -> list[RecordedWebhook]:
+    results = []
+    with _transaction(conn):
+        for delivery in deliveries:
+            results.append(_insert_delivery(conn, delivery))
+    return results
+
+
+def _insert_delivery(conn: sqlite3.Connection, delivery: WebhookDelivery) -> RecordedWebhook:
+    event = delivery.event
+    cursor = conn.execute(
+        _INSERT_EVENT,
+        (
+            delivery.received_at,
+            event.event if event else None,
+            event.instance_id if event else None,
+            event.message_id if event else None,
+            delivery.outcome,
+            delivery.reason,
+            delivery.body,
+        ),
+    )
+    event_id = cursor.lastrowid
+    assert event_id is not None
+    if event is None or event.media is None or delivery.media_status is None:
+        return RecordedWebhook(event_id=event_id)
+
+    media = event.media
+    row = conn.execute(
+        _INSERT_MEDIA,
+        (
+            event.instance_id,
+            delivery.client or "",
+            event.message_id,
+            event_id,
+            int(event.from_me),
+            event.chat_id,
+            event.sender_id,
+            event.sender_name,
+            media.kind.value,
+            media.mimetype,
+            media.caption,
+            media.file_name,
+            media.file_length,
+            media.file_sha256,
+            media.file_enc_sha256,
+            media.media_key,
+            media.direct_path,
+            delivery.media_status.value,
+            media.problem,
+            delivery.received_at,
+            delivery.received_at,
+            delivery.received_at,
+        ),
+    ).fetchone()
+    if row is not None:
+        return RecordedWebhook(event_id=event_id, media=_media(row), created=True)
+
+    existing = conn.execute(
+        "SELECT * FROM media WHERE instance_id = ? AND message_id = ?",
+        (event.instance_id, event.message_id),
+    ).fetchone()
+    return RecordedWebhook(event_id=event_id, media=_media(existing), created=False)
+
+
+def _insert_attempts(conn: sqlite3.Connection, tries: Sequence[Attempt]) -> None:
+    conn.executemany(
+        """
+        INSERT INTO attempts (media_id, number, source, started_at, finished_at, outcome,
+            http_status, error, size)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+        """,
+        [
+            (
+                attempt.media_id,
+                attempt.number,
+                attempt.source,
+                attempt.started_at,
+                attempt.finished_at,
+                attempt.outcome,
+                attempt.http_status,
+                attempt.error,
+                attempt.size,
+            )
+            for attempt in tries
+        ],
+    )
+
+
+def _media_query(query: MediaQuery) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    parameters: list[Any] = []
+    if query.statuses:
+        marks = ", ".join("?" for _ in query.statuses)
+        clauses.append(f"status IN ({marks})")
+        parameters.extend(sorted(status.value for status in query.statuses))
+    if query.message_ids:
+        alternatives = " OR ".join("message_id LIKE ? ESCAPE '\\'" for _ in query.message_ids)
+        clauses.append(f"({alternatives})")
+        parameters.extend(_like_prefix(message_id) for message_id in query.message_ids)
+    if query.before_id is not None:
+        clauses.append("id < ?")
+        parameters.append(query.before_id)
+
+    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    limit = "" if query.limit is None else f"LIMIT {int(query.limit)}"
+    return f"SELECT * FROM media {where} ORDER BY id DESC {limit}", parameters
+
+
+def _like_prefix(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped + "%"
+
+
+def _media(row: sqlite3.Row) -> MediaRecord:
+    return MediaRecord(
+        id=row["id"],
+        instance_id=row["instance_id"],
+        client=row["client"],
+        message_id=row["message_id"],
+        event_id=row["event_id"],
+        from_me=bool(row["from_me"]),
+        chat_id=row["chat_id"],
+        sender_id=row["sender_id"],
+        sender_name=row["sender_name"],
+        kind=MediaKind(row["kind"]),
+        mimetype=row["mimetype"],
+        caption=row["caption"],
+        file_name=row["file_name"],
+        expected_size=row["expected_size"],
+        expected_sha256=row["expected_sha256"],
+        expected_enc_sha256=row["expected_enc_sha256"],
+        media_key=row["media_key"],
+        direct_path=row["direct_path"],
+        status=MediaStatus(row["status"]),
+        attempts=row["attempts"],
+        last_error=row["last_error"],
+        next_attempt_at=row["next_attempt_at"],
+        path=row["path"],
+        stored_sha256=row["stored_sha256"],
+        stored_size=row["stored_size"],
+        source=row["source"],
+        received_at=row["received_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+__all__ = ["SCHEMA_VERSION", "SQLiteStore"]

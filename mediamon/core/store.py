@@ -1,0 +1,107 @@
+"""What the rest of mediamon asks of a store, so a second one can stand beside SQLite.
+
+The store keeps webhook events and media rows, and it is also the durable job queue:
+a media row that is `queued` or `retrying` is work, and `claim_due` hands it out.
+Every status change goes through `finish_attempt`, `release` or the bulk calls here,
+so a second implementation (PostgreSQL, say) has one small surface to cover.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from mediamon.core.models import Attempt, MediaRecord, MediaStatus, WebhookEvent
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookDelivery:
+    """A webhook as it arrived, and what the server made of it."""
+
+    body: str
+    received_at: float
+    outcome: str
+    """accepted, ignored (kept but nothing to fetch), refused (unknown instance)
+    or rejected (a body that is not a W-API delivery)."""
+    reason: str | None = None
+    event: WebhookEvent | None = None
+    client: str | None = None
+    media_status: MediaStatus | None = None
+    """The status a new media row starts in: queued, or failed when the payload
+    cannot be fetched. None when no row is to be made."""
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedWebhook:
+    event_id: int
+    media: MediaRecord | None = None
+    created: bool = False
+    """False when the media row already existed: W-API delivered the message again."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """A webhook event as kept, for the inspector."""
+
+    id: int
+    received_at: float
+    event: str | None
+    instance_id: str | None
+    message_id: str | None
+    outcome: str
+    reason: str | None
+    body: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptOutcome:
+    """How one attempt at one media ended, and the state the row moves to."""
+
+    media_id: int
+    status: MediaStatus
+    tries: Sequence[Attempt] = ()
+    error: str | None = None
+    next_attempt_at: float | None = None
+    path: str | None = None
+    sha256: str | None = None
+    size: int | None = None
+    source: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MediaQuery:
+    """Which media rows to list, newest first."""
+
+    statuses: frozenset[MediaStatus] = field(default_factory=frozenset)
+    message_ids: tuple[str, ...] = ()
+    limit: int | None = 200
+    before_id: int | None = None
+
+
+class Store(Protocol):
+    async def close(self) -> None: ...
+
+    async def record_webhook(self, delivery: WebhookDelivery) -> RecordedWebhook: ...
+
+    async def claim_due(self, now: float, limit: int) -> list[MediaRecord]: ...
+
+    async def next_due_at(self) -> float | None: ...
+
+    async def finish_attempt(self, outcome: AttemptOutcome) -> MediaRecord: ...
+
+    async def release(self, media_ids: Iterable[int]) -> None: ...
+
+    async def requeue_interrupted(self) -> int: ...
+
+    async def get_media(self, media_id: int) -> MediaRecord | None: ...
+
+    async def list_media(self, query: MediaQuery) -> list[MediaRecord]: ...
+
+    async def attempts(self, media_id: int) -> list[Attempt]: ...
+
+    async def count_by_status(self) -> dict[MediaStatus, int]: ...
+
+    async def list_events(self, limit: int = 100) -> list[StoredEvent]: ...
+
+    async def changed_elsewhere(self) -> bool: ...

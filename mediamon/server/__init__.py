@@ -1,0 +1,1 @@
+"""The HTTP side: the webhook endpoint and the health check."""

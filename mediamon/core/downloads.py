@@ -69,7 +69,7 @@ class DownloadManager:
         self._files = files
         self._settings = config.downloads
         self._backoff = wait_exponential_jitter(
-            initial=self._settings.backoff_initial,
+            multiplier=self._settings.backoff_initial,
             max=self._settings.backoff_max,
             jitter=self._settings.backoff_initial,
         )

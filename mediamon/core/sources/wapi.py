@@ -64,7 +64,7 @@ class WapiSource:
     async def _link_with_quick_retries(self, media: MediaRecord, instance: Instance) -> str:
         retrying = AsyncRetrying(
             stop=stop_after_attempt(QUICK_TRIES),
-            wait=wait_exponential_jitter(initial=self._quick_wait, max=self._quick_wait * 4),
+            wait=wait_exponential_jitter(multiplier=self._quick_wait, max=self._quick_wait * 4),
             retry=retry_if_exception(_worth_a_quick_retry),
             reraise=True,
         )

@@ -1,0 +1,1 @@
+"""One module per command-line command; `mediamon.cli` parses and dispatches."""

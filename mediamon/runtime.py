@@ -1,0 +1,131 @@
+"""The whole pipeline wired in one event loop: store, intake, downloads and the server.
+
+`serve` runs it with log lines, `run` inside Textual's loop, the tests on loopback.
+Starting opens the store, queues again what a crash left half-done, starts the
+download manager and only then listens, so /healthz is true from the first request.
+Stopping goes the other way: no new webhooks, in-flight downloads back to the queue,
+then the store closes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Self
+
+import aiohttp
+
+from mediamon.core.config import Config
+from mediamon.core.downloads import DownloadManager
+from mediamon.core.errors import ConfigError
+from mediamon.core.events import EventBus
+from mediamon.core.files import LocalFileStore
+from mediamon.core.intake import Intake
+from mediamon.core.sources.base import Source
+from mediamon.core.sources.cdn import CdnSource
+from mediamon.core.sources.wapi import WapiSource
+from mediamon.core.sqlite_store import SQLiteStore
+from mediamon.server.app import build_app
+from mediamon.server.runner import WebhookServer
+
+logger = logging.getLogger(__name__)
+
+
+class Runtime:
+    def __init__(self, config: Config, bus: EventBus | None = None) -> None:
+        if not config.instances:
+            raise ConfigError(
+                f"{config.path or 'the config'}: no [[instances]]; add one with its id, "
+                "token and client so that webhooks can be accepted"
+            )
+        self.config = config
+        self.bus = bus or EventBus()
+        self.files = LocalFileStore(config.storage.media_dir)
+        self._store: SQLiteStore | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._manager: DownloadManager | None = None
+        self._server: WebhookServer | None = None
+
+    @property
+    def store(self) -> SQLiteStore:
+        if self._store is None:
+            raise RuntimeError("the runtime is not started")
+        return self._store
+
+    @property
+    def manager(self) -> DownloadManager:
+        if self._manager is None:
+            raise RuntimeError("the runtime is not started")
+        return self._manager
+
+    @property
+    def url(self) -> str:
+        """The local webhook URL."""
+        if self._server is None:
+            raise RuntimeError("the runtime is not started")
+        return f"{self._server.url}/webhook"
+
+    async def start(self) -> None:
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> None:
+        config = self.config
+        config.storage.media_dir.mkdir(parents=True, exist_ok=True)
+        self._store = await SQLiteStore.open(config.storage.database)
+        requeued = await self._store.requeue_interrupted()
+        if requeued:
+            logger.info("%d download(s) interrupted by the last stop queued again", requeued)
+
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=config.downloads.concurrency * 2)
+        )
+        self._manager = DownloadManager(
+            config, self._store, self.bus, self._sources(self._session), self.files
+        )
+        intake = Intake(config, self._store, self.bus)
+        intake.on_queued(self._manager.wake)
+        self._manager.start()
+
+        app = build_app(config, intake, ready=lambda: self.manager.running)
+        self._server = WebhookServer(app, config.server.host, config.server.port)
+        await self._server.start()
+
+    async def stop(self) -> None:
+        """Stop in the reverse order of start; safe to call on a half-started runtime."""
+        if self._server is not None:
+            await self._server.stop()
+        if self._manager is not None:
+            await self._manager.stop()
+        if self._session is not None:
+            await self._session.close()
+        if self._store is not None:
+            try:
+                await self._store.close()
+            except Exception:
+                logger.exception("the database did not close cleanly")
+        self._server = self._manager = self._session = self._store = None
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    def _sources(self, session: aiohttp.ClientSession) -> Sequence[Source]:
+        timeout = self.config.wapi.timeout
+        known: dict[str, Source] = {
+            "wapi": WapiSource(session, self.config.wapi),
+            "cdn": CdnSource(session, self.config.whatsapp, timeout),
+        }
+        return [known[name] for name in self.config.downloads.sources]

@@ -134,8 +134,9 @@ class DownloadManager:
             if claimed and claimed == free:
                 await self._wakeup.wait()
                 continue
+            delay = await self._idle_delay()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), await self._idle_delay())
+                await asyncio.wait_for(self._wakeup.wait(), delay)
 
     async def _claim(self, free: int) -> int:
         now = time.time()

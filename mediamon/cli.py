@@ -56,6 +56,19 @@ def _list(args: argparse.Namespace) -> int:
     )
 
 
+def _scan(args: argparse.Namespace) -> int:
+    from mediamon.commands.scan import scan
+
+    return scan(_config(args), verify=args.verify, as_json=args.json)
+
+
+def _reprocess(args: argparse.Namespace) -> int:
+    from mediamon.commands.reprocess import reprocess
+
+    statuses = [MediaStatus.FAILED] * args.failed + [MediaStatus.MISSING] * args.missing
+    return reprocess(_config(args), statuses=statuses, message_ids=args.message_ids)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mediamon",
@@ -89,6 +102,23 @@ def _parser() -> argparse.ArgumentParser:
     listing.add_argument("--json", action="store_true", help="print a JSON array")
     listing.add_argument("--limit", type=int, metavar="N", help="at most N rows")
     listing.set_defaults(run=_list)
+
+    scan = commands.add_parser(
+        "scan", parents=[config], help="compare the database with the files on disk"
+    )
+    scan.add_argument("--verify", action="store_true", help="also re-hash every stored file")
+    scan.add_argument("--json", action="store_true", help="print the report as JSON")
+    scan.set_defaults(run=_scan)
+
+    reprocess = commands.add_parser(
+        "reprocess", parents=[config], help="queue failed, missing or named media again"
+    )
+    reprocess.add_argument("--failed", action="store_true", help="every failed media")
+    reprocess.add_argument("--missing", action="store_true", help="every missing media")
+    reprocess.add_argument(
+        "message_ids", nargs="*", metavar="MESSAGE_ID", help="a message id, or its start"
+    )
+    reprocess.set_defaults(run=_reprocess)
     return parser
 
 

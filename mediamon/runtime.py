@@ -10,7 +10,7 @@ then the store closes.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from types import TracebackType
 from typing import Self
 
@@ -19,13 +19,16 @@ import aiohttp
 from mediamon.core.config import Config
 from mediamon.core.downloads import DownloadManager
 from mediamon.core.errors import ConfigError
-from mediamon.core.events import EventBus
+from mediamon.core.events import EventBus, MediaChanged
 from mediamon.core.files import LocalFileStore
 from mediamon.core.intake import Intake
+from mediamon.core.models import MediaRecord, MediaStatus
+from mediamon.core.scan import ScanReport, reconcile
 from mediamon.core.sources.base import Source
 from mediamon.core.sources.cdn import CdnSource
 from mediamon.core.sources.wapi import WapiSource
 from mediamon.core.sqlite_store import SQLiteStore
+from mediamon.core.watcher import FileWatcher
 from mediamon.server.app import build_app
 from mediamon.server.runner import WebhookServer
 
@@ -46,6 +49,7 @@ class Runtime:
         self._session: aiohttp.ClientSession | None = None
         self._manager: DownloadManager | None = None
         self._server: WebhookServer | None = None
+        self._watcher: FileWatcher | None = None
 
     @property
     def store(self) -> SQLiteStore:
@@ -58,6 +62,28 @@ class Runtime:
         if self._manager is None:
             raise RuntimeError("the runtime is not started")
         return self._manager
+
+    @property
+    def watcher(self) -> FileWatcher:
+        if self._watcher is None:
+            raise RuntimeError("the runtime is not started")
+        return self._watcher
+
+    async def scan(self, *, verify: bool = False) -> ScanReport:
+        """A reconciliation scan now, while everything runs."""
+        report = await reconcile(self.store, self.files, self.bus, verify=verify)
+        logger.info("scan: %s", report.summary())
+        return report
+
+    async def reprocess(
+        self, *, statuses: Iterable[MediaStatus] = (), message_ids: Iterable[str] = ()
+    ) -> list[MediaRecord]:
+        """Queue media again with a fresh attempt budget, and wake the downloads."""
+        queued = await self.store.reprocess(statuses=statuses, message_ids=message_ids)
+        for media in queued:
+            self.bus.publish(MediaChanged(media))
+        self.manager.wake()
+        return queued
 
     @property
     def url(self) -> str:
@@ -80,6 +106,11 @@ class Runtime:
         requeued = await self._store.requeue_interrupted()
         if requeued:
             logger.info("%d download(s) interrupted by the last stop queued again", requeued)
+        # Nothing downloads yet, so every temporary file is a leftover.
+        report = await reconcile(self._store, self.files, self.bus, part_age=0)
+        logger.info("scan: %s", report.summary())
+        self._watcher = FileWatcher(self._store, self.files, self.bus)
+        self._watcher.start()
 
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=config.downloads.concurrency * 2)
@@ -101,6 +132,8 @@ class Runtime:
             await self._server.stop()
         if self._manager is not None:
             await self._manager.stop()
+        if self._watcher is not None:
+            await self._watcher.stop()
         if self._session is not None:
             await self._session.close()
         if self._store is not None:
@@ -108,7 +141,7 @@ class Runtime:
                 await self._store.close()
             except Exception:
                 logger.exception("the database did not close cleanly")
-        self._server = self._manager = self._session = self._store = None
+        self._server = self._manager = self._session = self._store = self._watcher = None
 
     async def __aenter__(self) -> Self:
         await self.start()

@@ -7,6 +7,8 @@ fakes, writes a real SQLite file and real files under the test's own folder.
 from __future__ import annotations
 
 import asyncio
+import socket
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -131,3 +133,53 @@ async def wait_settled(runtime: Runtime, message_id: str, timeout: float = 10.0)
 
     result: MediaRecord = await wait_for(settled, timeout)
     return result
+
+
+def write_config(folder: Path, wapi_url: str, cdn_url: str, port: int, extra: str = "") -> Path:
+    path = folder / "mediamon.toml"
+    path.write_text(
+        f"""
+[server]
+port = {port}
+
+[wapi]
+base_url = "{wapi_url}"
+timeout = 2
+
+[whatsapp]
+cdn_base_url = "{cdn_url}"
+
+[downloads]
+backoff_initial = 0.05
+backoff_max = 0.2
+
+[[instances]]
+id = "{INSTANCE}"
+token = "{TOKEN}"
+client = "{CLIENT}"
+{extra}
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+async def mediamon(*args: str, cwd: Path | None = None) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "mediamon",
+        *args,
+        cwd=cwd,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await process.communicate()
+    return process.returncode or 0, out.decode(), err.decode()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port

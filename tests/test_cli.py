@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -14,59 +13,19 @@ import aiohttp
 import pytest
 
 from mediamon.core.models import MediaKind
-from tests.conftest import CLIENT, INSTANCE, TOKEN, media_webhook, post, wait_for
+from tests.conftest import (
+    CLIENT,
+    INSTANCE,
+    TOKEN,
+    free_port,
+    media_webhook,
+    mediamon,
+    post,
+    wait_for,
+    write_config,
+)
 from tests.fakes.cdn import FakeCdn
 from tests.fakes.wapi import FakeWapi
-
-
-def write_config(folder: Path, wapi_url: str, cdn_url: str, port: int, extra: str = "") -> Path:
-    path = folder / "mediamon.toml"
-    path.write_text(
-        f"""
-[server]
-port = {port}
-
-[wapi]
-base_url = "{wapi_url}"
-timeout = 2
-
-[whatsapp]
-cdn_base_url = "{cdn_url}"
-
-[downloads]
-backoff_initial = 0.05
-backoff_max = 0.2
-
-[[instances]]
-id = "{INSTANCE}"
-token = "{TOKEN}"
-client = "{CLIENT}"
-{extra}
-""",
-        encoding="utf-8",
-    )
-    return path
-
-
-async def mediamon(*args: str, cwd: Path | None = None) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "mediamon",
-        *args,
-        cwd=cwd,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await process.communicate()
-    return process.returncode or 0, out.decode(), err.decode()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @pytest.mark.parametrize(

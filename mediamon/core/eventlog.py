@@ -15,12 +15,14 @@ from mediamon.core.events import (
     AttemptFailed,
     Event,
     FileWentMissing,
+    MediaChanged,
     MediaFailed,
     MediaQueued,
     MediaStored,
     Subscription,
     WebhookReceived,
 )
+from mediamon.core.models import MediaStatus
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +52,11 @@ def describe(event: Event) -> tuple[int, str] | None:
             return logging.INFO, f"{line} in {human_seconds(retry_in)}: {media.last_error}"
         case MediaFailed(media=media):
             return logging.WARNING, f"!!  fail  {short_id(media.message_id)} {media.last_error}"
+        case MediaChanged(media=media) if media.status is MediaStatus.QUEUED:
+            return logging.INFO, f"..  queue {short_id(media.message_id)} queued again"
+        case MediaChanged(media=media) if media.status is MediaStatus.DONE:
+            line = f"--> back  {short_id(media.message_id)} file back on disk, hash verified"
+            return logging.INFO, line
         case FileWentMissing(media=media):
             reason = media.last_error or "file is gone"
             return logging.WARNING, f"??  miss  {short_id(media.message_id)} {reason}"

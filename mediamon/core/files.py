@@ -16,6 +16,7 @@ import hashlib
 import logging
 import os
 import secrets
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Final
 
@@ -100,8 +101,20 @@ class PartialFile:
             os.close(fd)
 
 
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """What is in the media folder: media files, and temporary files with their age."""
+
+    files: frozenset[str]
+    part_files: tuple[tuple[str, float], ...]
+
+
 class LocalFileStore:
-    """Media files under one folder on the local disk."""
+    """Media files under one folder on the local disk.
+
+    Paths handed in and out are relative to the folder, with `/` separators, exactly
+    as the store records them.
+    """
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -122,6 +135,57 @@ class LocalFileStore:
         except OSError as error:
             raise _write_error(final_path, error) from error
         return PartialFile(final_path, temp_path, fd)
+
+    def list_files(self) -> Listing:
+        """Walk the whole tree with `os.scandir`; blocking, so run it in a thread."""
+        files: set[str] = set()
+        parts: list[tuple[str, float]] = []
+        pending = [("", str(self.root))]
+        while pending:
+            prefix, folder = pending.pop()
+            try:
+                entries = list(os.scandir(folder))
+            except (FileNotFoundError, NotADirectoryError, PermissionError):
+                continue
+            for entry in entries:
+                relpath = prefix + entry.name
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append((relpath + "/", entry.path))
+                elif entry.name.endswith(PART_SUFFIX):
+                    parts.append((relpath, _mtime(entry)))
+                elif entry.is_file(follow_symlinks=False):
+                    files.add(relpath)
+        return Listing(frozenset(files), tuple(parts))
+
+    def remove(self, relpath: str) -> bool:
+        """Remove a temporary file; False when it was already gone."""
+        try:
+            self.absolute(relpath).unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
+    def sha256(self, relpath: str) -> str | None:
+        """The file's SHA-256, or None when it is absent; blocking, run it in a thread."""
+        digest = hashlib.sha256()
+        try:
+            with self.absolute(relpath).open("rb") as file:
+                while chunk := file.read(1024 * 1024):
+                    digest.update(chunk)
+        except (FileNotFoundError, IsADirectoryError, PermissionError):
+            return None
+        return digest.hexdigest()
+
+
+def is_part_file(relpath: str) -> bool:
+    return relpath.endswith(PART_SUFFIX)
+
+
+def _mtime(entry: os.DirEntry[str]) -> float:
+    try:
+        return entry.stat(follow_symlinks=False).st_mtime
+    except OSError:
+        return 0.0
 
 
 def _fsync_folder(folder: Path) -> None:

@@ -98,6 +98,7 @@ class MediaRecord:
     source: str | None
     received_at: float
     updated_at: float
+    missing_since: float | None = None
 
     @property
     def sender(self) -> str:

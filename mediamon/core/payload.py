@@ -23,6 +23,8 @@ from mediamon.core.models import MediaInfo, MediaKind, WebhookEvent
 
 MAX_ID_LENGTH: Final = 128
 MAX_WRAPPER_DEPTH: Final = 16
+_INT64_MIN: Final = -(2**63)
+_INT64_MAX: Final = 2**63 - 1
 
 _MEDIA_KEYS: Final = {
     "imagemessage": MediaKind.IMAGE,
@@ -116,7 +118,7 @@ def _media_info(kind: MediaKind, block: Mapping[str, Any]) -> MediaInfo:
     length = block.get("filelength")
     file_length = _integer(length)
     if length is not None and (file_length is None or file_length < 0):
-        problems.append("fileLength is not a whole number")
+        problems.append("fileLength is not a 64-bit whole number")
         file_length = None
 
     return MediaInfo(
@@ -138,7 +140,11 @@ def _media_info(kind: MediaKind, block: Mapping[str, Any]) -> MediaInfo:
 def _base64_field(
     block: Mapping[str, Any], name: str, problems: list[str], size: int | None = None
 ) -> str | None:
-    """Return the field as sent when it is valid base64 (of `size` bytes, if given)."""
+    """Return the field in standard base64 when it is valid (of `size` bytes, if given).
+
+    The sources decode strict standard base64, so a URL-safe or unpadded spelling is
+    passed on re-encoded; the usual spelling comes back unchanged.
+    """
     value = block.get(name.lower())
     if value is None or value == "":
         return None
@@ -152,7 +158,7 @@ def _base64_field(
     if size is not None and len(raw) != size:
         problems.append(f"{name} is {len(raw)} bytes, expected {size}")
         return None
-    return value
+    return base64.b64encode(raw).decode("ascii")
 
 
 def _hex_digest(block: Mapping[str, Any], name: str, problems: list[str]) -> str | None:
@@ -215,16 +221,25 @@ def _text(value: object) -> str | None:
 
 
 def _integer(value: object) -> int | None:
-    """An integer given as a JSON number or, as protobuf JSON has it, a string."""
+    """An integer given as a JSON number or, as protobuf JSON has it, a string.
+
+    Only values in protobuf's 64-bit range count: SQLite refuses anything wider.
+    """
+    number: int | None = None
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and value.strip().isdigit() and len(value) <= 20:
-        return int(value)
-    return None
+        number = value
+    elif isinstance(value, float) and value.is_integer():
+        number = int(value)
+    elif isinstance(value, str):
+        digits = value.strip()
+        # isdigit() alone admits "²", which int() refuses; protobuf writes ASCII digits.
+        if digits.isascii() and digits.isdigit() and len(digits) <= 20:
+            number = int(digits)
+    if number is None or not _INT64_MIN <= number <= _INT64_MAX:
+        return None
+    return number
 
 
 def _json_type(value: object) -> str:

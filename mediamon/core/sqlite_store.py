@@ -36,6 +36,7 @@ from mediamon.core.store import (
     MediaQuery,
     RecordedWebhook,
     StoredEvent,
+    StoredFile,
     WebhookDelivery,
 )
 
@@ -108,6 +109,10 @@ _MIGRATIONS: Final = (
         size INTEGER
     );
     CREATE INDEX attempts_media ON attempts(media_id);
+    """,
+    """
+    ALTER TABLE media ADD COLUMN missing_since REAL;
+    CREATE INDEX media_path ON media(path);
     """,
 )
 
@@ -257,7 +262,7 @@ class SQLiteStore:
                     UPDATE media SET status = ?, last_error = ?, next_attempt_at = ?,
                         path = coalesce(?, path), stored_sha256 = coalesce(?, stored_sha256),
                         stored_size = coalesce(?, stored_size), source = coalesce(?, source),
-                        updated_at = ?
+                        missing_since = NULL, updated_at = ?
                     WHERE id = ? RETURNING *
                     """,
                     (
@@ -369,6 +374,104 @@ class SQLiteStore:
         changed = self._data_version is not None and version != self._data_version
         self._data_version = version
         return bool(changed)
+
+    # Files on disk.
+
+    async def stored_files(self) -> list[StoredFile]:
+        """Every row that has, or had, a file: one query, for the reconciliation scan."""
+        rows = await self._run(
+            lambda conn: conn.execute(
+                "SELECT id, path, status, stored_sha256 FROM media "
+                "WHERE path IS NOT NULL AND status IN ('done', 'missing')"
+            ).fetchall()
+        )
+        return [StoredFile(row[0], row[1], MediaStatus(row[2]), row[3]) for row in rows]
+
+    async def media_at(self, relpath: str) -> list[MediaRecord]:
+        """Rows whose file is `relpath` or lies under it, when it names a folder."""
+        rows = await self._run(
+            lambda conn: conn.execute(
+                "SELECT * FROM media WHERE path = ? OR path LIKE ? ESCAPE '\\'",
+                (relpath, _like_prefix(relpath.rstrip("/") + "/")),
+            ).fetchall()
+        )
+        return [_media(row) for row in rows]
+
+    async def mark_missing(self, reasons: dict[int, str]) -> list[MediaRecord]:
+        """`done` rows become `missing`, each with its reason; returns the changed rows."""
+        now = time.time()
+
+        def mark(conn: sqlite3.Connection) -> list[sqlite3.Row]:
+            with _transaction(conn):
+                return [
+                    row
+                    for media_id, reason in reasons.items()
+                    for row in conn.execute(
+                        """
+                        UPDATE media SET status = 'missing', last_error = ?, missing_since = ?,
+                            updated_at = ?
+                        WHERE id = ? AND status = 'done' RETURNING *
+                        """,
+                        (reason, now, now, media_id),
+                    ).fetchall()
+                ]
+
+        return [_media(row) for row in await self._run(mark)] if reasons else []
+
+    async def mark_restored(self, media_ids: Iterable[int]) -> list[MediaRecord]:
+        """`missing` rows whose file is back, verified, become `done` again."""
+        ids = list(media_ids)
+        now = time.time()
+
+        def restore(conn: sqlite3.Connection) -> list[sqlite3.Row]:
+            with _transaction(conn):
+                return [
+                    row
+                    for media_id in ids
+                    for row in conn.execute(
+                        """
+                        UPDATE media SET status = 'done', last_error = NULL, missing_since = NULL,
+                            updated_at = ?
+                        WHERE id = ? AND status = 'missing' RETURNING *
+                        """,
+                        (now, media_id),
+                    ).fetchall()
+                ]
+
+        return [_media(row) for row in await self._run(restore)] if ids else []
+
+    async def reprocess(
+        self, *, statuses: Iterable[MediaStatus] = (), message_ids: Iterable[str] = ()
+    ) -> list[MediaRecord]:
+        """Queue media again with a fresh attempt budget; the attempt history stays.
+
+        A download in flight is left alone: it is already being processed.
+        """
+        wanted = sorted(status.value for status in statuses)
+        ids = list(message_ids)
+        if not wanted and not ids:
+            return []
+        clauses = []
+        parameters: list[Any] = []
+        if wanted:
+            clauses.append(f"status IN ({', '.join('?' for _ in wanted)})")
+            parameters += wanted
+        if ids:
+            clauses.append(f"message_id IN ({', '.join('?' for _ in ids)})")
+            parameters += ids
+        now = time.time()
+        sql = f"""
+            UPDATE media SET status = 'queued', attempts = 0, next_attempt_at = ?,
+                last_error = NULL, updated_at = ?
+            WHERE ({" OR ".join(clauses)}) AND status != 'downloading'
+            RETURNING *
+        """
+
+        def requeue(conn: sqlite3.Connection) -> list[sqlite3.Row]:
+            with _transaction(conn):
+                return conn.execute(sql, [now, now, *parameters]).fetchall()
+
+        return [_media(row) for row in await self._run(requeue)]
 
 
 def _prepare(conn: sqlite3.Connection) -> None:
@@ -552,6 +655,7 @@ def _media(row: sqlite3.Row) -> MediaRecord:
         source=row["source"],
         received_at=row["received_at"],
         updated_at=row["updated_at"],
+        missing_since=row["missing_since"],
     )
 
 

@@ -79,6 +79,16 @@ class MediaQuery:
     before_id: int | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class StoredFile:
+    """Where the store believes a media file is, and what it should hash to."""
+
+    media_id: int
+    path: str
+    status: MediaStatus
+    sha256: str | None
+
+
 class Store(Protocol):
     async def close(self) -> None: ...
 
@@ -105,3 +115,15 @@ class Store(Protocol):
     async def list_events(self, limit: int = 100) -> list[StoredEvent]: ...
 
     async def changed_elsewhere(self) -> bool: ...
+
+    async def stored_files(self) -> list[StoredFile]: ...
+
+    async def media_at(self, relpath: str) -> list[MediaRecord]: ...
+
+    async def mark_missing(self, reasons: dict[int, str]) -> list[MediaRecord]: ...
+
+    async def mark_restored(self, media_ids: Iterable[int]) -> list[MediaRecord]: ...
+
+    async def reprocess(
+        self, *, statuses: Iterable[MediaStatus] = (), message_ids: Iterable[str] = ()
+    ) -> list[MediaRecord]: ...

@@ -9,6 +9,8 @@ then the store closes.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Iterable, Sequence
 from types import TracebackType
@@ -50,6 +52,9 @@ class Runtime:
         self._manager: DownloadManager | None = None
         self._server: WebhookServer | None = None
         self._watcher: FileWatcher | None = None
+        self._startup_scan: asyncio.Task[None] | None = None
+        self.scanned = asyncio.Event()
+        """Set once the scan at start has finished."""
 
     @property
     def store(self) -> SQLiteStore:
@@ -71,7 +76,9 @@ class Runtime:
 
     async def scan(self, *, verify: bool = False) -> ScanReport:
         """A reconciliation scan now, while everything runs."""
-        report = await reconcile(self.store, self.files, self.bus, verify=verify)
+        report = await reconcile(
+            self.store, self.files, self.bus, verify=verify, only_own_parts_live=True
+        )
         logger.info("scan: %s", report.summary())
         return report
 
@@ -106,9 +113,6 @@ class Runtime:
         requeued = await self._store.requeue_interrupted()
         if requeued:
             logger.info("%d download(s) interrupted by the last stop queued again", requeued)
-        # Nothing downloads yet, so every temporary file is a leftover.
-        report = await reconcile(self._store, self.files, self.bus, part_age=0)
-        logger.info("scan: %s", report.summary())
         self._watcher = FileWatcher(self._store, self.files, self.bus)
         self._watcher.start()
 
@@ -125,9 +129,26 @@ class Runtime:
         app = build_app(config, intake, ready=lambda: self.manager.running)
         self._server = WebhookServer(app, config.server.host, config.server.port)
         await self._server.start()
+        # With a million rows the scan takes seconds; webhooks need not wait for it.
+        self._startup_scan = asyncio.create_task(self._scan_at_start(), name="mediamon-scan")
+
+    async def _scan_at_start(self) -> None:
+        try:
+            report = await reconcile(self.store, self.files, self.bus, only_own_parts_live=True)
+        except Exception:
+            logger.exception("the scan at start failed; `mediamon scan` runs it again")
+            return
+        finally:
+            self.scanned.set()
+        logger.info("scan: %s", report.summary())
 
     async def stop(self) -> None:
         """Stop in the reverse order of start; safe to call on a half-started runtime."""
+        if self._startup_scan is not None:
+            self._startup_scan.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._startup_scan
+            self._startup_scan = None
         if self._server is not None:
             await self._server.stop()
         if self._manager is not None:

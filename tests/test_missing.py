@@ -105,6 +105,7 @@ async def test_a_file_deleted_while_stopped_is_found_by_the_scan_at_start(
     file_of(config, media).unlink()
 
     async with Runtime(config) as runtime:
+        await runtime.scanned.wait()
         row = await status_of(runtime, media)
 
     assert row is not None

@@ -118,6 +118,9 @@ class LocalFileStore:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self.run_id = secrets.token_hex(4)
+        """Marks this process's temporary files, so a scan can tell a crash's leftovers
+        from the downloads under way now."""
 
     def absolute(self, relpath: PurePosixPath | str) -> Path:
         return self.root.joinpath(relpath)
@@ -128,7 +131,9 @@ class LocalFileStore:
     def open_partial(self, relpath: PurePosixPath) -> PartialFile:
         """Start writing the file that will be `relpath`, creating folders as needed."""
         final_path = self.absolute(relpath)
-        temp_path = final_path.with_name(f".{final_path.name}.{secrets.token_hex(4)}{PART_SUFFIX}")
+        temp_path = final_path.with_name(
+            f".{final_path.name}.{self.run_id}-{secrets.token_hex(3)}{PART_SUFFIX}"
+        )
         try:
             final_path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(temp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
@@ -156,6 +161,10 @@ class LocalFileStore:
                 elif entry.is_file(follow_symlinks=False):
                     files.add(relpath)
         return Listing(frozenset(files), tuple(parts))
+
+    def owns(self, relpath: str) -> bool:
+        """Whether a temporary file belongs to a download of this process."""
+        return f".{self.run_id}-" in relpath.rsplit("/", 1)[-1]
 
     def remove(self, relpath: str) -> bool:
         """Remove a temporary file; False when it was already gone."""

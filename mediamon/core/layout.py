@@ -81,7 +81,8 @@ def media_relpath(
             extension = "." + original_extension.lower()
             file_name = stem
         cleaned = safe_component(file_name, limit=MAX_COMPONENT_BYTES - len(name) - 10)
-        if cleaned:
+        # "_" is what safe_component makes of a name with nothing usable left in it.
+        if cleaned != "_":
             name = f"{name}_{cleaned}"
     name = safe_component(name + _safe_extension(extension))
 
@@ -96,7 +97,7 @@ def media_relpath(
 def safe_message_id(message_id: str) -> str:
     """The message id as a file-name prefix; altered ids get a hash suffix."""
     cleaned = _ID_UNSAFE.sub("_", message_id)[:64].strip("_")
-    if cleaned == message_id:
+    if cleaned and cleaned == message_id:
         return cleaned
     digest = hashlib.sha256(message_id.encode("utf-8", "surrogatepass")).hexdigest()[:8]
     return f"{cleaned or 'message'}-{digest}"

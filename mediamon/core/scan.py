@@ -8,7 +8,8 @@ start of `serve` and `run`, and `mediamon scan`, compares the two:
 - with `verify`, every present file is hashed, and one whose content changed is no
   longer `done` but `missing`, "content changed on disk";
 - files no row knows are orphans: counted and listed, never deleted;
-- temporary download files older than `part_age` seconds (left by a crash) go.
+- temporary download files left by a crash go: those older than `part_age` seconds,
+  or, inside a running server (`only_own_parts_live`), every one not its own.
 
 It reads the rows in one query and walks the tree once with `os.scandir`, then
 compares sets; nothing here costs a query per file.
@@ -63,6 +64,7 @@ async def reconcile(
     *,
     verify: bool = False,
     part_age: float = STALE_PART_AGE,
+    only_own_parts_live: bool = False,
 ) -> ScanReport:
     """Compare the store with the disk and correct the store; see the module's text."""
     started = time.monotonic()
@@ -70,7 +72,11 @@ async def reconcile(
     listing = await asyncio.to_thread(files.list_files)
 
     cutoff = time.time() - part_age
-    stale = [path for path, mtime in listing.part_files if mtime <= cutoff]
+    stale = [
+        path
+        for path, mtime in listing.part_files
+        if mtime <= cutoff or (only_own_parts_live and not files.owns(path))
+    ]
     removed = [path for path in stale if files.remove(path)]
 
     present = [row for row in stored if row.path in listing.files]

@@ -114,6 +114,34 @@ _MIGRATIONS: Final = (
     ALTER TABLE media ADD COLUMN missing_since REAL;
     CREATE INDEX media_path ON media(path);
     """,
+    # Totals kept by triggers, so counters cost one tiny read with a million rows.
+    """
+    CREATE TABLE media_totals (
+        status TEXT PRIMARY KEY,
+        media INTEGER NOT NULL DEFAULT 0,
+        bytes INTEGER NOT NULL DEFAULT 0
+    );
+    INSERT INTO media_totals (status)
+        VALUES ('queued'), ('downloading'), ('retrying'), ('done'), ('failed'), ('missing');
+    UPDATE media_totals SET
+        media = (SELECT count(*) FROM media WHERE media.status = media_totals.status),
+        bytes = (SELECT coalesce(sum(stored_size), 0) FROM media
+                 WHERE media.status = media_totals.status);
+    CREATE TRIGGER media_totals_insert AFTER INSERT ON media BEGIN
+        UPDATE media_totals SET media = media + 1, bytes = bytes + coalesce(NEW.stored_size, 0)
+        WHERE status = NEW.status;
+    END;
+    CREATE TRIGGER media_totals_update AFTER UPDATE OF status, stored_size ON media BEGIN
+        UPDATE media_totals SET media = media - 1, bytes = bytes - coalesce(OLD.stored_size, 0)
+        WHERE status = OLD.status;
+        UPDATE media_totals SET media = media + 1, bytes = bytes + coalesce(NEW.stored_size, 0)
+        WHERE status = NEW.status;
+    END;
+    CREATE TRIGGER media_totals_delete AFTER DELETE ON media BEGIN
+        UPDATE media_totals SET media = media - 1, bytes = bytes - coalesce(OLD.stored_size, 0)
+        WHERE status = OLD.status;
+    END;
+    """,
 )
 
 SCHEMA_VERSION: Final = len(_MIGRATIONS)
@@ -354,15 +382,17 @@ class SQLiteStore:
         ]
 
     async def count_by_status(self) -> dict[MediaStatus, int]:
+        return {status: media for status, (media, _) in (await self.totals()).items()}
+
+    async def totals(self) -> dict[MediaStatus, tuple[int, int]]:
+        """Media count and stored bytes per status, kept current by triggers."""
         rows = await self._run(
-            lambda conn: conn.execute(
-                "SELECT status, count(*) FROM media GROUP BY status"
-            ).fetchall()
+            lambda conn: conn.execute("SELECT status, media, bytes FROM media_totals").fetchall()
         )
-        counts = dict.fromkeys(MediaStatus, 0)
-        for status, count in rows:
-            counts[MediaStatus(status)] = count
-        return counts
+        totals = dict.fromkeys(MediaStatus, (0, 0))
+        for status, media, size in rows:
+            totals[MediaStatus(status)] = (media, size)
+        return totals
 
     async def changed_elsewhere(self) -> bool:
         """True when another connection committed since the last call.
@@ -488,11 +518,17 @@ def _prepare(conn: sqlite3.Connection) -> None:
             f"knows ({SCHEMA_VERSION}); upgrade mediamon"
         )
     for number in range(version, SCHEMA_VERSION):
-        with _transaction(conn):
-            for statement in _MIGRATIONS[number].split(";"):
-                if statement.strip():
-                    conn.execute(statement)
-            conn.execute(f"PRAGMA user_version = {number + 1}")
+        # executescript, since trigger bodies hold semicolons of their own; the
+        # script carries its own transaction so a failed migration leaves no trace.
+        try:
+            script = _MIGRATIONS[number]
+            conn.executescript(
+                f"BEGIN IMMEDIATE; {script}; PRAGMA user_version = {number + 1}; COMMIT;"
+            )
+        except sqlite3.Error:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
         logger.info("database schema brought to version %d", number + 1)
 
 
@@ -611,6 +647,15 @@ def _media_query(query: MediaQuery) -> tuple[str, list[Any]]:
         alternatives = " OR ".join("message_id LIKE ? ESCAPE '\\'" for _ in query.message_ids)
         clauses.append(f"({alternatives})")
         parameters.extend(_like_prefix(message_id) for message_id in query.message_ids)
+    if query.kinds:
+        marks = ", ".join("?" for _ in query.kinds)
+        clauses.append(f"kind IN ({marks})")
+        parameters.extend(sorted(kind.value for kind in query.kinds))
+    if query.text:
+        pattern = "%" + _like_prefix(query.text)
+        columns = ("message_id", "sender_name", "sender_id", "chat_id", "file_name", "caption")
+        clauses.append("(" + " OR ".join(f"{c} LIKE ? ESCAPE '\\'" for c in columns) + ")")
+        parameters.extend([pattern] * len(columns))
     if query.before_id is not None:
         clauses.append("id < ?")
         parameters.append(query.before_id)

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from mediamon.core.models import Attempt, MediaRecord, MediaStatus, WebhookEvent
+from mediamon.core.models import Attempt, MediaKind, MediaRecord, MediaStatus, WebhookEvent
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +74,11 @@ class MediaQuery:
     """Which media rows to list, newest first."""
 
     statuses: frozenset[MediaStatus] = field(default_factory=frozenset)
+    kinds: frozenset[MediaKind] = field(default_factory=frozenset)
     message_ids: tuple[str, ...] = ()
+    """Message ids, or their first characters."""
+    text: str = ""
+    """Found anywhere in the message id, sender, chat, file name or caption."""
     limit: int | None = 200
     before_id: int | None = None
 
@@ -111,6 +115,8 @@ class Store(Protocol):
     async def attempts(self, media_id: int) -> list[Attempt]: ...
 
     async def count_by_status(self) -> dict[MediaStatus, int]: ...
+
+    async def totals(self) -> dict[MediaStatus, tuple[int, int]]: ...
 
     async def list_events(self, limit: int = 100) -> list[StoredEvent]: ...
 

@@ -42,7 +42,9 @@ logger = logging.getLogger(__name__)
 
 ORIGIN: Final = "https://web.whatsapp.com"
 
-_UNSAFE_PATH = re.compile(r"[\x00-\x20\x7f\\@]|://|^//|(^|/)\.\.?(/|$|\?)")
+# Printable ASCII only, as every real directPath is: anything else (a C1 control, a
+# look-alike dot) would leave in the request line as raw bytes.
+_UNSAFE_PATH = re.compile(r"[^\x21-\x7e]|[\\@]|://|^//|(^|/)\.\.?(/|$|\?)")
 
 
 class CdnSource:

@@ -57,6 +57,10 @@ class Runtime:
         """Set once the scan at start has finished."""
 
     @property
+    def running(self) -> bool:
+        return self._server is not None and self._manager is not None
+
+    @property
     def store(self) -> SQLiteStore:
         if self._store is None:
             raise RuntimeError("the runtime is not started")
@@ -179,7 +183,11 @@ class Runtime:
     def _sources(self, session: aiohttp.ClientSession) -> Sequence[Source]:
         timeout = self.config.wapi.timeout
         known: dict[str, Source] = {
-            "wapi": WapiSource(session, self.config.wapi),
+            "wapi": WapiSource(
+                session,
+                self.config.wapi,
+                quick_wait=min(0.25, self.config.downloads.backoff_initial),
+            ),
             "cdn": CdnSource(session, self.config.whatsapp, timeout),
         }
         return [known[name] for name in self.config.downloads.sources]

@@ -265,7 +265,9 @@ class DownloadManager:
         final = next((failure for failure in failures if failure.final), None)
         if final is not None:
             return AttemptOutcome(media.id, MediaStatus.FAILED, history, error=final.reason)
-        return self._retry_or_fail(media, history, _summary(tried), failures)
+        # The last source has the last word: bytes it found corrupt will not mend,
+        # whatever an earlier source's passing trouble was.
+        return self._retry_or_fail(media, history, _summary(tried), failures[-1:])
 
     def _retry_or_fail(
         self,

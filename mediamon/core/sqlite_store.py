@@ -177,7 +177,12 @@ class SQLiteStore:
         """Open or create the database, bringing its schema up to date."""
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            db = await aiosqlite.connect(path, isolation_level=None)
+            connection = aiosqlite.connect(path, isolation_level=None)
+            # A daemon thread, so that a store someone forgot to close (a crash, a
+            # failed test) cannot keep the interpreter from exiting. Every write is
+            # awaited before it counts, so no commit rides on the thread outliving us.
+            connection._thread.daemon = True
+            db = await connection
         except (OSError, sqlite3.Error) as error:
             raise StoreError(f"cannot open the database {path}: {error}") from error
 
@@ -237,19 +242,15 @@ class SQLiteStore:
                 "SELECT * FROM webhook_events ORDER BY id DESC LIMIT ?", (limit,)
             ).fetchall()
         )
-        return [
-            StoredEvent(
-                id=row["id"],
-                received_at=row["received_at"],
-                event=row["event"],
-                instance_id=row["instance_id"],
-                message_id=row["message_id"],
-                outcome=row["outcome"],
-                reason=row["reason"],
-                body=row["body"],
-            )
-            for row in rows
-        ]
+        return [_event(row) for row in rows]
+
+    async def get_event(self, event_id: int) -> StoredEvent | None:
+        row = await self._run(
+            lambda conn: conn.execute(
+                "SELECT * FROM webhook_events WHERE id = ?", (event_id,)
+            ).fetchone()
+        )
+        return None if row is None else _event(row)
 
     # The queue.
 
@@ -668,6 +669,19 @@ def _media_query(query: MediaQuery) -> tuple[str, list[Any]]:
 def _like_prefix(text: str) -> str:
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return escaped + "%"
+
+
+def _event(row: sqlite3.Row) -> StoredEvent:
+    return StoredEvent(
+        id=row["id"],
+        received_at=row["received_at"],
+        event=row["event"],
+        instance_id=row["instance_id"],
+        message_id=row["message_id"],
+        outcome=row["outcome"],
+        reason=row["reason"],
+        body=row["body"],
+    )
 
 
 def _media(row: sqlite3.Row) -> MediaRecord:

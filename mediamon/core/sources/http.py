@@ -46,7 +46,7 @@ async def stream_body(
         waited = time.monotonic() - started
         raise SourceFailure(f"{label} timed out after {waited:.0f} s") from error
     except aiohttp.ClientError as error:
-        raise SourceFailure(f"{label} failed: {str(error) or type(error).__name__}") from error
+        raise SourceFailure(f"{label} failed: {describe_client_error(error)}") from error
 
 
 async def _copy(
@@ -93,3 +93,15 @@ def retry_after_seconds(response: aiohttp.ClientResponse) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(when.timestamp() - time.time(), 0.0)
+
+
+def describe_client_error(error: aiohttp.ClientError) -> str:
+    """aiohttp's errors in words a person reads at a glance."""
+    if isinstance(error, aiohttp.ClientConnectorError):
+        reason = (error.os_error.strerror or "refused").lower()
+        return f"cannot connect to {error.host}:{error.port} ({reason})"
+    if isinstance(error, aiohttp.ServerDisconnectedError):
+        return "the server closed the connection"
+    if isinstance(error, aiohttp.ClientPayloadError):
+        return "the connection broke in the middle of the body"
+    return str(error) or type(error).__name__

@@ -24,7 +24,7 @@ from tenacity import (
 from mediamon.core.config import Instance, WapiConfig
 from mediamon.core.models import MediaKind, MediaRecord
 from mediamon.core.sources.base import Sink, SourceFailure
-from mediamon.core.sources.http import retry_after_seconds, stream_body
+from mediamon.core.sources.http import describe_client_error, retry_after_seconds, stream_body
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ class WapiSource:
                 f"W-API did not answer within {self._config.timeout:g} s"
             ) from error
         except aiohttp.ClientError as error:
-            raise SourceFailure(f"cannot reach W-API: {_client_error(error)}") from error
+            raise SourceFailure(f"cannot reach W-API: {describe_client_error(error)}") from error
 
 
 def _link_from(response: aiohttp.ClientResponse, answer: Any) -> str:
@@ -154,7 +154,3 @@ def _worth_a_quick_retry(error: BaseException) -> bool:
     # A 429 asks us to wait longer than a quick retry would; leave it to the
     # durable schedule, which honours Retry-After.
     return isinstance(error, SourceFailure) and error.transient and error.retry_after is None
-
-
-def _client_error(error: aiohttp.ClientError) -> str:
-    return str(error) or type(error).__name__

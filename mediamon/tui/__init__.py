@@ -1,0 +1,1 @@
+"""The Textual monitor: what arrived, what is downloading, retrying, failed or missing."""

@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable, Iterable
+from logging.handlers import RotatingFileHandler
 from typing import ClassVar, Final
 
 import aiohttp
@@ -85,6 +86,7 @@ class MonitorApp(App[int]):
         self._kind_filter = 0
         self._text_filter = ""
         self._log_handler: logging.Handler = logging.NullHandler()
+        self._file_handler: logging.Handler = logging.NullHandler()
         self.started = asyncio.Event()
         """Set once the runtime runs and the first rows are on screen."""
 
@@ -99,8 +101,10 @@ class MonitorApp(App[int]):
 
     def on_mount(self) -> None:
         self._log_handler = _ToEventLog(self.query_one(EventLog), self.config.secrets)
+        self._file_handler = _log_file(self.config)
         root = logging.getLogger()
         root.addHandler(self._log_handler)
+        root.addHandler(self._file_handler)
         root.setLevel(logging.INFO)
         logging.getLogger("aiohttp").setLevel(logging.ERROR)
         self.query_one(MediaTable).focus()
@@ -133,6 +137,8 @@ class MonitorApp(App[int]):
         # one they were started in, and in-flight work goes back to the queue.
         await self._stop()
         logging.getLogger().removeHandler(self._log_handler)
+        logging.getLogger().removeHandler(self._file_handler)
+        self._file_handler.close()
 
     async def _stop(self) -> None:
         await self.runtime.stop()
@@ -427,6 +433,21 @@ class _ToEventLog(logging.Handler):
     def _write(self, line: str, style: str) -> None:
         if self._log.is_attached:
             self._log.add_line(line, style=style)
+
+
+def _log_file(config: Config) -> logging.Handler:
+    """Every line, tracebacks included, beside the database: the screen shows one line."""
+    path = config.storage.database.with_suffix(".log")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handler: logging.Handler = RotatingFileHandler(
+            path, maxBytes=5_000_000, backupCount=2, encoding="utf-8"
+        )
+    except OSError:
+        return logging.NullHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(SecretFilter(config.secrets))
+    return handler
 
 
 def run(config: Config) -> int:

@@ -46,6 +46,8 @@ T = TypeVar("T")
 
 BUSY_TIMEOUT_MS: Final = 10_000
 MAX_BATCH: Final = 512
+FORGET_BATCH: Final = 5_000
+"""Event bodies dropped per transaction, so retention never holds the write lock long."""
 
 _MIGRATIONS: Final = (
     """
@@ -142,6 +144,12 @@ _MIGRATIONS: Final = (
         WHERE status = OLD.status;
     END;
     """,
+    # Only events that still have a body, so that retention finds the next old ones
+    # without walking past every event it has already emptied.
+    """
+    CREATE INDEX webhook_events_with_body ON webhook_events(received_at)
+        WHERE body IS NOT NULL;
+    """,
 )
 
 SCHEMA_VERSION: Final = len(_MIGRATIONS)
@@ -222,19 +230,32 @@ class SQLiteStore:
         try:
             while self._pending:
                 batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
-                deliveries = [delivery for delivery, _ in batch]
-                try:
-                    results = await self._run(partial(_insert_deliveries, deliveries=deliveries))
-                except Exception as error:
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_exception(error)
-                    continue
-                for (_, future), result in zip(batch, results, strict=True):
-                    if not future.done():
-                        future.set_result(result)
+                await self._write_batch(batch)
         finally:
             self._writer = None
+
+    async def _write_batch(
+        self, batch: list[tuple[WebhookDelivery, asyncio.Future[RecordedWebhook]]]
+    ) -> None:
+        deliveries = [delivery for delivery, _ in batch]
+        try:
+            results = await self._run(partial(_insert_deliveries, deliveries=deliveries))
+        except Exception as error:
+            if len(batch) > 1 and not isinstance(error, sqlite3.OperationalError):
+                # A value the database refuses belongs to one delivery; the others
+                # that shared its commit are written again one by one, so that only
+                # it fails. An operational error (locked, disk full) would fail
+                # them all alike, and is not tried again.
+                for single in batch:
+                    await self._write_batch([single])
+                return
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(error)
+            return
+        for (_, future), result in zip(batch, results, strict=True):
+            if not future.done():
+                future.set_result(result)
 
     async def list_events(self, limit: int = 100) -> list[StoredEvent]:
         rows = await self._run(
@@ -251,6 +272,21 @@ class SQLiteStore:
             ).fetchone()
         )
         return None if row is None else _event(row)
+
+    async def forget_event_bodies(self, received_before: float, batch: int = FORGET_BATCH) -> int:
+        """Drop the bodies of events received before `received_before`; the events stay.
+
+        Each transaction empties at most `batch` bodies; webhooks that arrive meanwhile
+        are written between two of them.
+        """
+        forgotten = 0
+        while True:
+            emptied = await self._run(
+                partial(_forget_bodies, received_before=received_before, limit=batch)
+            )
+            forgotten += emptied
+            if emptied < batch:
+                return forgotten
 
     # The queue.
 
@@ -611,6 +647,22 @@ def _insert_delivery(conn: sqlite3.Connection, delivery: WebhookDelivery) -> Rec
         (event.instance_id, event.message_id),
     ).fetchone()
     return RecordedWebhook(event_id=event_id, media=_media(existing), created=False)
+
+
+def _forget_bodies(conn: sqlite3.Connection, received_before: float, limit: int) -> int:
+    with _transaction(conn):
+        cursor = conn.execute(
+            """
+            UPDATE webhook_events SET body = NULL
+            WHERE id IN (
+                SELECT id FROM webhook_events
+                WHERE body IS NOT NULL AND received_at < ?
+                LIMIT ?
+            )
+            """,
+            (received_before, limit),
+        )
+        return cursor.rowcount
 
 
 def _insert_attempts(conn: sqlite3.Connection, tries: Sequence[Attempt]) -> None:

@@ -122,6 +122,14 @@ class Store(Protocol):
 
     async def get_event(self, event_id: int) -> StoredEvent | None: ...
 
+    async def forget_event_bodies(self, received_before: float) -> int:
+        """Drop the bodies of events received before `received_before`; the events stay.
+
+        Returns how many bodies went. It works in short transactions, so that a large
+        backlog never keeps a webhook waiting for the database.
+        """
+        ...
+
     async def changed_elsewhere(self) -> bool: ...
 
     async def stored_files(self) -> list[StoredFile]: ...

@@ -12,6 +12,8 @@ id and W-API's answer, and that answer is scrubbed of the token in case it echoe
 from __future__ import annotations
 
 import logging
+import os
+import socket
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -123,7 +125,7 @@ class WapiApi:
                 f"within {self._timeout:g} s"
             ) from error
         except aiohttp.ClientError as error:
-            reason = _scrub(str(error) or type(error).__name__, instance.token)
+            reason = _scrub(_connection_problem(error), instance.token)
             raise WapiUnreachable(
                 f"instance {instance.id}: cannot reach W-API at {self._base_url}: {reason}"
             ) from error
@@ -134,6 +136,17 @@ async def _json_or_none(response: aiohttp.ClientResponse) -> Any:
         return await response.json(content_type=None)
     except (ValueError, UnicodeDecodeError, aiohttp.ClientPayloadError):
         return None
+
+
+def _connection_problem(error: aiohttp.ClientError) -> str:
+    """The reason in a few words: "Connection refused" rather than aiohttp's whole story."""
+    if isinstance(error, aiohttp.ClientConnectorError):
+        cause = error.os_error
+        if isinstance(cause, socket.gaierror):
+            return f"cannot resolve {error.host} ({cause.strerror})"
+        if cause.errno and cause.errno > 0:
+            return os.strerror(cause.errno)
+    return str(error) or type(error).__name__
 
 
 def _message(answer: Any, depth: int = 0) -> str | None:

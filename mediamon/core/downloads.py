@@ -22,12 +22,14 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import PurePosixPath
 from typing import Final
+from urllib.parse import quote
 
 from tenacity import RetryCallState, wait_exponential_jitter
 
 from mediamon.core.config import Config, Instance
 from mediamon.core.events import (
     AttemptFailed,
+    AttemptFinished,
     DownloadStarted,
     EventBus,
     MediaFailed,
@@ -43,6 +45,9 @@ logger = logging.getLogger(__name__)
 
 POLL_INTERVAL: Final = 1.0
 """Seconds between looks at the store for work that another process queued."""
+
+HIDDEN: Final = "***"
+"""What a token or the webhook secret becomes in a failure's reason."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +73,7 @@ class DownloadManager:
         self._sources = list(sources)
         self._files = files
         self._settings = config.downloads
+        self._secrets = sorted(config.secrets, key=len, reverse=True)
         self._backoff = wait_exponential_jitter(
             multiplier=self._settings.backoff_initial,
             max=self._settings.backoff_max,
@@ -203,8 +209,9 @@ class DownloadManager:
             started = time.time()
             try:
                 sha256, size = await self._fetch_verified(source, media, instance, relpath)
-            except SourceFailure as failure:
-                tried.append(_Tried(self._history(media, source, started, failure), failure))
+            except SourceFailure as raised:
+                failure = self._without_secrets(raised)
+                tried.append(_Tried(self._finish_try(media, source, started, failure), failure))
                 logger.debug("%s via %s: %s", media.message_id, source.name, failure.reason)
                 if failure.final:
                     break
@@ -212,10 +219,10 @@ class DownloadManager:
             except StorageWriteError as error:
                 # The disk, not the source, failed: the next source would fail alike.
                 disk = SourceFailure(str(error))
-                tried.append(_Tried(self._history(media, source, started, disk), disk))
+                tried.append(_Tried(self._finish_try(media, source, started, disk), disk))
                 break
 
-            done = self._history(media, source, started, None, size)
+            done = self._finish_try(media, source, started, None, size)
             return AttemptOutcome(
                 media.id,
                 MediaStatus.DONE,
@@ -239,7 +246,7 @@ class DownloadManager:
             partial.discard()
         return partial.sha256, partial.size
 
-    def _history(
+    def _finish_try(
         self,
         media: MediaRecord,
         source: Source,
@@ -247,7 +254,8 @@ class DownloadManager:
         failure: SourceFailure | None,
         size: int | None = None,
     ) -> Attempt:
-        return Attempt(
+        """One source's try as the attempt history keeps it, announced on the bus."""
+        attempt = Attempt(
             media_id=media.id,
             number=media.attempts,
             source=source.name,
@@ -257,6 +265,35 @@ class DownloadManager:
             http_status=failure.http_status if failure else None,
             error=failure.reason if failure else None,
             size=size,
+        )
+        self._bus.publish(
+            AttemptFinished(
+                media.id,
+                attempt.source,
+                attempt.outcome,
+                attempt.http_status,
+                max(attempt.finished_at - attempt.started_at, 0.0),
+            )
+        )
+        return attempt
+
+    def _without_secrets(self, failure: SourceFailure) -> SourceFailure:
+        """The failure, with any token or secret that a server echoed back hidden.
+
+        A reason reaches the database, the log, `list` and the screen, and W-API's
+        error messages are quoted into it as they come.
+        """
+        reason = failure.reason
+        for secret in self._secrets:
+            reason = reason.replace(secret, HIDDEN).replace(quote(secret, safe=""), HIDDEN)
+        if reason == failure.reason:
+            return failure
+        return SourceFailure(
+            reason,
+            transient=failure.transient,
+            final=failure.final,
+            http_status=failure.http_status,
+            retry_after=failure.retry_after,
         )
 
     def _after_failures(self, media: MediaRecord, tried: list[_Tried]) -> AttemptOutcome:
@@ -323,7 +360,8 @@ def _verify(media: MediaRecord, source: str, size: int, sha256: str) -> None:
 
 
 def _summary(tried: Sequence[_Tried]) -> str:
-    reasons = [f"{t.attempt.source}: {t.failure.reason}" for t in tried if t.failure]
-    if len(reasons) == 1:
-        return tried[0].failure.reason if tried[0].failure else reasons[0]
-    return "; ".join(reasons) or "no source could deliver"
+    """One source's reason as it is; several, each named by its source."""
+    failed = [(t.attempt.source, t.failure.reason) for t in tried if t.failure]
+    if len(failed) == 1:
+        return failed[0][1]
+    return "; ".join(f"{source}: {reason}" for source, reason in failed) or "no source"

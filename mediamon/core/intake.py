@@ -1,10 +1,11 @@
 """Intake: one webhook body in, an event recorded and its media queued.
 
-This is what the HTTP handler calls once it has the body, and what `replay` calls
-with a stored one; it knows nothing of HTTP. Whatever the body holds, it is kept
-(a body that is not a delivery is kept as `rejected`, one for an instance the
-config does not list as `refused`), so nothing that reached mediamon is lost. A
-repeated delivery of the same message adds an event but no second media row.
+This is what the HTTP handler calls once it has the body (`replay` reaches it the
+same way, by posting a stored body to the running server); it knows nothing of
+HTTP. Whatever the body holds, it is kept (a body that is not a delivery as
+`rejected`, one for an instance the config does not list as `refused`), so nothing
+that reached mediamon is lost. A repeated delivery of the same message adds an
+event but no second media row.
 """
 
 from __future__ import annotations

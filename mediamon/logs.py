@@ -46,3 +46,5 @@ def configure(secrets: Iterable[str], *, verbose: bool = False) -> None:
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     # aiohttp's access and internal loggers repeat what our own lines say.
     logging.getLogger("aiohttp").setLevel(logging.WARNING)
+    # Its debug lines quote whole webhook bodies: private data, and noise.
+    logging.getLogger("aiosqlite").setLevel(logging.INFO)

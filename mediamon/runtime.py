@@ -12,9 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Iterable, Sequence
 from types import TracebackType
-from typing import Self
+from typing import Final, Self
 
 import aiohttp
 
@@ -24,6 +25,7 @@ from mediamon.core.errors import ConfigError
 from mediamon.core.events import EventBus, MediaChanged
 from mediamon.core.files import LocalFileStore
 from mediamon.core.intake import Intake
+from mediamon.core.metrics import Metrics
 from mediamon.core.models import MediaRecord, MediaStatus
 from mediamon.core.scan import ScanReport, reconcile
 from mediamon.core.sources.base import Source
@@ -35,6 +37,9 @@ from mediamon.server.app import build_app
 from mediamon.server.runner import WebhookServer
 
 logger = logging.getLogger(__name__)
+
+RETENTION_EVERY: Final = 3600.0
+"""Seconds between passes that drop webhook bodies older than `keep_events_days`."""
 
 
 class Runtime:
@@ -52,9 +57,13 @@ class Runtime:
         self._manager: DownloadManager | None = None
         self._server: WebhookServer | None = None
         self._watcher: FileWatcher | None = None
+        self._metrics: Metrics | None = None
         self._startup_scan: asyncio.Task[None] | None = None
+        self._retention: asyncio.Task[None] | None = None
         self.scanned = asyncio.Event()
         """Set once the scan at start has finished."""
+        self.retained = asyncio.Event()
+        """Set once the retention pass at start has finished."""
 
     @property
     def running(self) -> bool:
@@ -96,6 +105,22 @@ class Runtime:
         self.manager.wake()
         return queued
 
+    async def forget_old_event_bodies(self) -> int:
+        """Drop the bodies of webhook events older than `[storage] keep_events_days`.
+
+        The events themselves stay, so counts and `mediamon events` still list them;
+        0 days keeps every body. Media files are never touched.
+        """
+        days = self.config.storage.keep_events_days
+        if days == 0:
+            return 0
+        forgotten = await self.store.forget_event_bodies(time.time() - days * 86_400)
+        if forgotten:
+            logger.info(
+                "dropped the bodies of %d webhook event(s) over %d days old", forgotten, days
+            )
+        return forgotten
+
     @property
     def url(self) -> str:
         """The local webhook URL."""
@@ -119,6 +144,8 @@ class Runtime:
             logger.info("%d download(s) interrupted by the last stop queued again", requeued)
         self._watcher = FileWatcher(self._store, self.files, self.bus)
         self._watcher.start()
+        self._metrics = Metrics(self._store, self.bus)
+        self._metrics.start()
 
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=config.downloads.concurrency * 2)
@@ -130,11 +157,12 @@ class Runtime:
         intake.on_queued(self._manager.wake)
         self._manager.start()
 
-        app = build_app(config, intake, ready=lambda: self.manager.running)
+        app = build_app(config, intake, ready=lambda: self.manager.running, metrics=self._metrics)
         self._server = WebhookServer(app, config.server.host, config.server.port)
         await self._server.start()
         # With a million rows the scan takes seconds; webhooks need not wait for it.
         self._startup_scan = asyncio.create_task(self._scan_at_start(), name="mediamon-scan")
+        self._retention = asyncio.create_task(self._keep_retention(), name="mediamon-retention")
 
     async def _scan_at_start(self) -> None:
         try:
@@ -146,19 +174,34 @@ class Runtime:
             self.scanned.set()
         logger.info("scan: %s", report.summary())
 
+    async def _keep_retention(self) -> None:
+        while True:
+            try:
+                await self.forget_old_event_bodies()
+            except Exception:
+                logger.exception("could not drop old webhook bodies; trying again in an hour")
+            finally:
+                self.retained.set()
+            if self.config.storage.keep_events_days == 0:
+                return
+            await asyncio.sleep(RETENTION_EVERY)
+
     async def stop(self) -> None:
         """Stop in the reverse order of start; safe to call on a half-started runtime."""
-        if self._startup_scan is not None:
-            self._startup_scan.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._startup_scan
-            self._startup_scan = None
+        for task in (self._retention, self._startup_scan):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._retention = self._startup_scan = None
         if self._server is not None:
             await self._server.stop()
         if self._manager is not None:
             await self._manager.stop()
         if self._watcher is not None:
             await self._watcher.stop()
+        if self._metrics is not None:
+            await self._metrics.stop()
         if self._session is not None:
             await self._session.close()
         if self._store is not None:
@@ -167,6 +210,7 @@ class Runtime:
             except Exception:
                 logger.exception("the database did not close cleanly")
         self._server = self._manager = self._session = self._store = self._watcher = None
+        self._metrics = None
 
     async def __aenter__(self) -> Self:
         await self.start()

@@ -52,6 +52,23 @@ class AttemptFailed:
 
 
 @dataclass(frozen=True, slots=True)
+class AttemptFinished:
+    """One source's try at one media ended; an attempt publishes one per source it tries.
+
+    It names the media by id rather than carrying the row: the row it could carry is
+    the one claimed when the attempt began, already stale, and whoever shows rows
+    takes them from the events that end the attempt.
+    """
+
+    media_id: int
+    source: str
+    outcome: str
+    """done or failed, as in the attempt history."""
+    http_status: int | None
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
 class MediaStored:
     media: MediaRecord
     seconds: float
@@ -79,6 +96,7 @@ Event = (
     | MediaQueued
     | DownloadStarted
     | AttemptFailed
+    | AttemptFinished
     | MediaStored
     | MediaFailed
     | FileWentMissing

@@ -195,6 +195,8 @@ def _optional_id(fields: Mapping[str, Any], name: str) -> str | None:
         raise PayloadError(f"{name} must be a string, not {_json_type(value)}")
     if len(value) > MAX_ID_LENGTH:
         raise PayloadError(f"{name} is longer than {MAX_ID_LENGTH} characters")
+    if not _is_unicode(value):
+        raise PayloadError(f"{name} is not valid text: it holds a lone UTF-16 surrogate")
     return value
 
 
@@ -217,7 +219,24 @@ def _folded_or_empty(value: object) -> dict[str, Any]:
 
 
 def _text(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None
+    if not isinstance(value, str) or not value:
+        return None
+    if not _is_unicode(value):
+        # JSON may escape lone surrogates, which neither SQLite nor a file name can
+        # hold; a name or caption is worth keeping with a "?" in their place.
+        return value.encode("utf-8", "replace").decode("utf-8")
+    return value
+
+
+def _is_unicode(text: str) -> bool:
+    """False when `text` holds a lone surrogate, which JSON allows and UTF-8 does not."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _integer(value: object) -> int | None:

@@ -5,6 +5,7 @@ bounded body, and hand it to `Intake`, which records it durably and queues its
 media. Downloads happen later, elsewhere. A client's bad body is always a 4xx with
 a JSON error that says what is wrong; a body over `max_body` is refused from its
 Content-Length, or as soon as a chunked one passes the limit, never read whole.
+Beside it, /healthz and /metrics (Prometheus' text format) answer whoever watches.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from aiohttp import web
 
 from mediamon.core.config import Config
 from mediamon.core.intake import Intake
+from mediamon.core.metrics import CONTENT_TYPE, Metrics
 
 logger = logging.getLogger(__name__)
 
@@ -30,17 +32,22 @@ _STATUS: Final = {"accepted": 200, "ignored": 200, "refused": 403, "rejected": 4
 CONFIG_KEY: Final = web.AppKey("config", Config)
 INTAKE_KEY: Final = web.AppKey("intake", Intake)
 READY_KEY: Final[web.AppKey[Callable[[], bool]]] = web.AppKey("ready")
+METRICS_KEY: Final = web.AppKey("metrics", Metrics)
 
 
-def build_app(config: Config, intake: Intake, ready: Callable[[], bool]) -> web.Application:
+def build_app(
+    config: Config, intake: Intake, ready: Callable[[], bool], metrics: Metrics
+) -> web.Application:
     # aiohttp's own limit stays above ours so that our handler, not aiohttp, words
     # the 413; ours is enforced while reading.
     app = web.Application(client_max_size=config.server.max_body + 1)
     app[CONFIG_KEY] = config
     app[INTAKE_KEY] = intake
     app[READY_KEY] = ready
+    app[METRICS_KEY] = metrics
     app.router.add_post("/webhook", receive_webhook)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics_text)
     return app
 
 
@@ -78,6 +85,11 @@ async def healthz(request: web.Request) -> web.Response:
     if not request.app[READY_KEY]():
         return web.json_response({"ok": False, "error": "workers are not running"}, status=503)
     return web.json_response({"ok": True})
+
+
+async def metrics_text(request: web.Request) -> web.Response:
+    body = await request.app[METRICS_KEY].exposition()
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
 
 def _secret_matches(request: web.Request, secret: str) -> bool:

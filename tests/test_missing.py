@@ -295,3 +295,25 @@ def _insert_done_rows(conn: sqlite3.Connection, paths: list[str]) -> None:
         """,
         [(f"M{n}", path, "0" * 64) for n, path in enumerate(paths)],
     )
+
+
+async def test_the_scan_follows_a_client_folder_moved_to_another_disk_by_a_symlink(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "media"
+    elsewhere = tmp_path / "other-disk" / "cliente_1"
+    path = "cliente_1/instance_A/image/M1.jpg"
+    (elsewhere / "instance_A" / "image").mkdir(parents=True)
+    (elsewhere / "instance_A" / "image" / "M1.jpg").write_bytes(b"x")
+    root.mkdir()
+    (root / "cliente_1").symlink_to(elsewhere)
+    (elsewhere / "loop").symlink_to(elsewhere)  # a link loop must not hang the walk
+
+    store = await SQLiteStore.open(tmp_path / "links.db")
+    try:
+        await store._run(lambda conn: _insert_done_rows(conn, [path]))
+        report = await reconcile(store, LocalFileStore(root))
+    finally:
+        await store.close()
+
+    assert (report.checked, report.missing) == (1, [])

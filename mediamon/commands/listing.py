@@ -79,7 +79,8 @@ def media_as_json(media: MediaRecord, media_dir: Path) -> dict[str, Any]:
 
 
 def _print_table(rows: list[MediaRecord], out: TextIO) -> None:
-    width = shutil.get_terminal_size((120, 24)).columns
+    # Cut lines to the terminal's width on a screen; a pipe or a file gets them whole.
+    width = shutil.get_terminal_size().columns if out.isatty() else sys.maxsize
     header = f"{'RECEIVED':<19} {'STATUS':<11} {'KIND':<8} {'SIZE':>9} {'SOURCE':<6} "
     header += f"{'MESSAGE':<12} {'SENDER':<16} NOTE"
     out.write(header[:width] + "\n")

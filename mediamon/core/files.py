@@ -142,23 +142,32 @@ class LocalFileStore:
         return PartialFile(final_path, temp_path, fd)
 
     def list_files(self) -> Listing:
-        """Walk the whole tree with `os.scandir`; blocking, so run it in a thread."""
+        """Walk the whole tree with `os.scandir`; blocking, so run it in a thread.
+
+        Symlinked folders are followed, since people move a client's media to another
+        disk that way; each real folder is walked once, so a link loop ends.
+        """
         files: set[str] = set()
         parts: list[tuple[str, float]] = []
+        seen: set[tuple[int, int]] = set()
         pending = [("", str(self.root))]
         while pending:
             prefix, folder = pending.pop()
             try:
+                identity = os.stat(folder)
                 entries = list(os.scandir(folder))
-            except (FileNotFoundError, NotADirectoryError, PermissionError):
+            except OSError:
                 continue
+            if (identity.st_dev, identity.st_ino) in seen:
+                continue
+            seen.add((identity.st_dev, identity.st_ino))
             for entry in entries:
                 relpath = prefix + entry.name
-                if entry.is_dir(follow_symlinks=False):
+                if _is_dir(entry):
                     pending.append((relpath + "/", entry.path))
                 elif entry.name.endswith(PART_SUFFIX):
                     parts.append((relpath, _mtime(entry)))
-                elif entry.is_file(follow_symlinks=False):
+                elif _is_file(entry):
                     files.add(relpath)
         return Listing(frozenset(files), tuple(parts))
 
@@ -188,6 +197,20 @@ class LocalFileStore:
 
 def is_part_file(relpath: str) -> bool:
     return relpath.endswith(PART_SUFFIX)
+
+
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
+def _is_file(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_file()
+    except OSError:
+        return False
 
 
 def _mtime(entry: os.DirEntry[str]) -> float:

@@ -44,7 +44,13 @@ def configure(secrets: Iterable[str], *, verbose: bool = False) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
-    # aiohttp's access and internal loggers repeat what our own lines say.
+    quiet_libraries()
+
+
+def quiet_libraries() -> None:
+    """Libraries' own chatter that repeats or buries what our lines say."""
+    # aiohttp's access and internal lines repeat ours; watchfiles reports every file
+    # it sees change, which is every download; aiosqlite's debug lines quote bodies.
     logging.getLogger("aiohttp").setLevel(logging.WARNING)
-    # Its debug lines quote whole webhook bodies: private data, and noise.
+    logging.getLogger("watchfiles").setLevel(logging.WARNING)
     logging.getLogger("aiosqlite").setLevel(logging.INFO)

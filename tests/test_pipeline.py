@@ -328,3 +328,20 @@ def body_media_key(body: dict[str, object]) -> str:
     assert isinstance(content, dict)
     block = next(iter(content.values()))
     return str(block["mediaKey"])
+
+
+async def test_retry_after_is_honoured_even_when_a_later_source_fails_too(
+    tmp_path: Path, wapi: FakeWapi, cdn: FakeCdn, http: aiohttp.ClientSession
+) -> None:
+    config = make_config(
+        tmp_path, wapi.url, cdn.url, downloads={"backoff_initial": 0.05, "backoff_max": 5.0}
+    )
+    body = media_webhook(wapi)
+    wapi.fail("429", times=1, retry_after=2)
+    cdn.fail("500", times=1)
+
+    async with Runtime(config) as runtime:
+        await post(http, runtime.url, body)
+        retrying = await wait_for(lambda: _row_in(runtime, body, MediaStatus.RETRYING))
+
+    assert retrying.next_attempt_at - retrying.updated_at >= 1.9

@@ -302,9 +302,7 @@ class DownloadManager:
         final = next((failure for failure in failures if failure.final), None)
         if final is not None:
             return AttemptOutcome(media.id, MediaStatus.FAILED, history, error=final.reason)
-        # The last source has the last word: bytes it found corrupt will not mend,
-        # whatever an earlier source's passing trouble was.
-        return self._retry_or_fail(media, history, _summary(tried), failures[-1:])
+        return self._retry_or_fail(media, history, _summary(tried), failures)
 
     def _retry_or_fail(
         self,
@@ -313,7 +311,9 @@ class DownloadManager:
         error: str,
         failures: Sequence[SourceFailure] = (),
     ) -> AttemptOutcome:
-        transient = not failures or any(failure.transient for failure in failures)
+        # The last source has the last word: bytes it found corrupt will not mend,
+        # whatever an earlier source's passing trouble was.
+        transient = not failures or failures[-1].transient
         if not transient:
             return AttemptOutcome(media.id, MediaStatus.FAILED, history, error=error)
         if media.attempts >= self._settings.max_attempts:

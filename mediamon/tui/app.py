@@ -28,11 +28,11 @@ from textual.widgets import DataTable, Footer, Input
 
 from mediamon.core.config import Config
 from mediamon.core.errors import MediamonError
-from mediamon.core.events import Event, MediaQueued, Subscription
+from mediamon.core.events import Event, EventBus, MediaQueued, Subscription
 from mediamon.core.models import ACTIVE_STATUSES, MediaKind, MediaRecord, MediaStatus
 from mediamon.core.sqlite_store import SQLiteStore
 from mediamon.core.store import MediaQuery
-from mediamon.logs import SecretFilter
+from mediamon.logs import SecretFilter, quiet_libraries
 from mediamon.runtime import Runtime
 from mediamon.tui.counters import Counters
 from mediamon.tui.detail import DetailPane
@@ -76,10 +76,18 @@ class MonitorApp(App[int]):
         Binding("q", "quit", "Quit"),
     ]
 
-    def __init__(self, config: Config) -> None:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        bus: EventBus | None = None,
+        on_started: Callable[[Runtime], Awaitable[None]] | None = None,
+    ) -> None:
+        """`on_started` runs once the runtime listens: the demo starts its webhooks there."""
         super().__init__()
         self.config = config
-        self.runtime = Runtime(config)
+        self.runtime = Runtime(config, bus)
+        self._on_started = on_started
         self._subscription: Subscription = self.runtime.bus.subscribe()
         self._reader: SQLiteStore | None = None
         self._status_filter = 0
@@ -106,7 +114,7 @@ class MonitorApp(App[int]):
         root.addHandler(self._log_handler)
         root.addHandler(self._file_handler)
         root.setLevel(logging.INFO)
-        logging.getLogger("aiohttp").setLevel(logging.ERROR)
+        quiet_libraries()
         self.query_one(MediaTable).focus()
         self._start()
 
@@ -125,6 +133,8 @@ class MonitorApp(App[int]):
         self.set_interval(1.0, self._each_second)
         self.set_interval(TUNNEL_EVERY, self._look_for_tunnel)
         self._look_for_tunnel()
+        if self._on_started is not None:
+            await self._on_started(self.runtime)
         self.started.set()
 
     async def action_quit(self) -> None:

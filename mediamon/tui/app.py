@@ -24,6 +24,7 @@ from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Input
 
 from mediamon.core.config import Config
@@ -90,6 +91,7 @@ class MonitorApp(App[int]):
         self._on_started = on_started
         self._subscription: Subscription = self.runtime.bus.subscribe()
         self._reader: SQLiteStore | None = None
+        self._ticks: list[Timer] = []
         self._status_filter = 0
         self._kind_filter = 0
         self._text_filter = ""
@@ -129,9 +131,11 @@ class MonitorApp(App[int]):
         self.query_one(TopBar).local_url = self.runtime.url
         await self._reload()
         await self._refresh_totals()
-        self.set_interval(0.2, self._apply_events)
-        self.set_interval(1.0, self._each_second)
-        self.set_interval(TUNNEL_EVERY, self._look_for_tunnel)
+        self._ticks = [
+            self.set_interval(0.2, self._apply_events),
+            self.set_interval(1.0, self._each_second),
+            self.set_interval(TUNNEL_EVERY, self._look_for_tunnel),
+        ]
         self._look_for_tunnel()
         if self._on_started is not None:
             await self._on_started(self.runtime)
@@ -151,10 +155,14 @@ class MonitorApp(App[int]):
         self._file_handler.close()
 
     async def _stop(self) -> None:
+        # Timers first: a tick still reading would find its connection closed under it.
+        for timer in self._ticks:
+            timer.stop()
+        self._ticks.clear()
         await self.runtime.stop()
-        if self._reader is not None:
-            await self._reader.close()
-            self._reader = None
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            await reader.close()
 
     # Live updates.
 
@@ -285,11 +293,12 @@ class MonitorApp(App[int]):
     async def _show_detail(self) -> None:
         pane = self.query_one(DetailPane)
         media = self.query_one(MediaTable).selected
-        if media is None or self._reader is None:
+        reader = self._reader
+        if media is None or reader is None:
             pane.show(None)
             return
-        fresh = await self._reader.get_media(media.id) or media
-        pane.show(fresh, await self._reader.attempts(media.id))
+        fresh = await reader.get_media(media.id) or media
+        pane.show(fresh, await reader.attempts(media.id))
 
     @on(DataTable.RowSelected)
     def _row_selected(self) -> None:

@@ -70,15 +70,20 @@ async def test_ctrl_c_stops_the_demo_cleanly_with_its_summary(tmp_path: Path) ->
     )
     assert process.stderr is not None
     seen = b""
-    async with asyncio.timeout(15):
-        while b"--> done" not in seen:
-            line = await process.stderr.readline()
-            assert line, f"the demo ended before storing a file:\n{seen.decode()}"
-            seen += line
+    try:
+        async with asyncio.timeout(15):
+            while b"--> done" not in seen:
+                line = await process.stderr.readline()
+                assert line, f"the demo ended before storing a file:\n{seen.decode()}"
+                seen += line
 
-    process.send_signal(signal.SIGINT)
-    async with asyncio.timeout(15):
-        out, err = await process.communicate()
+        process.send_signal(signal.SIGINT)
+        async with asyncio.timeout(15):
+            out, err = await process.communicate()
+    finally:
+        if process.returncode is None:  # a failed wait must not leave a demo running
+            process.kill()
+            await process.wait()
 
     assert process.returncode == 0, err.decode()
     assert "demo summary after" in out.decode()

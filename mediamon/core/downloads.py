@@ -137,7 +137,9 @@ class DownloadManager:
                     claimed = await self._claim(free)
                 except Exception:
                     logger.exception("could not take work from the database; trying again")
-            if claimed and claimed == free:
+            if free <= 0 or (claimed and claimed == free):
+                # Every slot is busy: only a finished download (or a stop) can change
+                # anything, and it sets the wake-up; polling the queue now is waste.
                 await self._wakeup.wait()
                 continue
             delay = await self._idle_delay()

@@ -21,10 +21,10 @@ import aiohttp
 
 from mediamon.core.config import Config
 from mediamon.core.downloads import DownloadManager
-from mediamon.core.errors import ConfigError
+from mediamon.core.errors import ConfigError, MediamonError
 from mediamon.core.events import EventBus, MediaChanged
 from mediamon.core.files import LocalFileStore
-from mediamon.core.intake import Intake
+from mediamon.core.intake import Intake, IntakeResult
 from mediamon.core.metrics import Metrics
 from mediamon.core.models import MediaRecord, MediaStatus
 from mediamon.core.scan import ScanReport, reconcile
@@ -42,6 +42,10 @@ RETENTION_EVERY: Final = 3600.0
 """Seconds between passes that drop webhook bodies older than `keep_events_days`."""
 
 
+class ReplayError(MediamonError):
+    title = "replay"
+
+
 class Runtime:
     def __init__(self, config: Config, bus: EventBus | None = None) -> None:
         if not config.instances:
@@ -57,6 +61,7 @@ class Runtime:
         self._manager: DownloadManager | None = None
         self._server: WebhookServer | None = None
         self._watcher: FileWatcher | None = None
+        self._intake: Intake | None = None
         self._metrics: Metrics | None = None
         self._startup_scan: asyncio.Task[None] | None = None
         self._retention: asyncio.Task[None] | None = None
@@ -121,6 +126,19 @@ class Runtime:
             )
         return forgotten
 
+    async def replay(self, event_id: int) -> IntakeResult:
+        """Feed a stored webhook through intake again, as the inspector's replay does."""
+        if self._intake is None:
+            raise RuntimeError("the runtime is not started")
+        event = await self.store.get_event(event_id)
+        if event is None:
+            raise ReplayError(f"no webhook event #{event_id} in the database")
+        if event.body is None:
+            raise ReplayError(
+                f"webhook event #{event_id}'s body was emptied by retention; it cannot be replayed"
+            )
+        return await self._intake.receive(event.body.encode("utf-8"))
+
     @property
     def url(self) -> str:
         """The local webhook URL."""
@@ -153,7 +171,7 @@ class Runtime:
         self._manager = DownloadManager(
             config, self._store, self.bus, self._sources(self._session), self.files
         )
-        intake = Intake(config, self._store, self.bus)
+        intake = self._intake = Intake(config, self._store, self.bus)
         intake.on_queued(self._manager.wake)
         self._manager.start()
 
@@ -210,6 +228,7 @@ class Runtime:
             except Exception:
                 logger.exception("the database did not close cleanly")
         self._server = self._manager = self._session = self._store = self._watcher = None
+        self._intake = None
         self._metrics = None
 
     async def __aenter__(self) -> Self:

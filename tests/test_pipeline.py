@@ -345,3 +345,17 @@ async def test_retry_after_is_honoured_even_when_a_later_source_fails_too(
         retrying = await wait_for(lambda: _row_in(runtime, body, MediaStatus.RETRYING))
 
     assert retrying.next_attempt_at - retrying.updated_at >= 1.9
+
+
+async def test_a_stored_webhook_can_be_replayed_in_process(
+    runtime: Runtime, wapi: FakeWapi, http: aiohttp.ClientSession
+) -> None:
+    body = media_webhook(wapi)
+    _, answer = await post(http, runtime.url, body)
+    await wait_settled(runtime, body["messageId"])
+
+    again = await runtime.replay(answer["event_id"])
+
+    assert (again.outcome, again.media, again.duplicate) == ("accepted", 1, True)
+    events = await runtime.store.list_events()
+    assert len(events) == 2

@@ -14,8 +14,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Iterable, Sequence
-from types import TracebackType
-from typing import Final, Self
+from typing import Final
 
 import aiohttp
 
@@ -25,6 +24,7 @@ from mediamon.core.errors import ConfigError, MediamonError
 from mediamon.core.events import EventBus, MediaChanged
 from mediamon.core.files import LocalFileStore
 from mediamon.core.intake import Intake, IntakeResult
+from mediamon.core.lifecycle import Lifecycle
 from mediamon.core.metrics import Metrics
 from mediamon.core.models import MediaRecord, MediaStatus
 from mediamon.core.scan import ScanReport, reconcile
@@ -46,7 +46,7 @@ class ReplayError(MediamonError):
     title = "replay"
 
 
-class Runtime:
+class Runtime(Lifecycle):
     def __init__(self, config: Config, bus: EventBus | None = None) -> None:
         if not config.instances:
             raise ConfigError(
@@ -230,18 +230,6 @@ class Runtime:
         self._server = self._manager = self._session = self._store = self._watcher = None
         self._intake = None
         self._metrics = None
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     def _sources(self, session: aiohttp.ClientSession) -> Sequence[Source]:
         timeout = self.config.wapi.timeout

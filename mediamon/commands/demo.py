@@ -29,8 +29,7 @@ import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Final, Self, TextIO
+from typing import Any, Final, TextIO
 
 from mediamon import logs
 from mediamon.core.config import Config, parse_config
@@ -48,6 +47,7 @@ from mediamon.core.events import (
     WebhookReceived,
 )
 from mediamon.core.layout import media_relpath
+from mediamon.core.lifecycle import Lifecycle
 from mediamon.core.models import MediaKind
 from mediamon.runtime import Runtime
 from mediamon.server.runner import ServerStartError
@@ -161,7 +161,7 @@ async def _run_headless(session: DemoSession) -> DemoTally:
     return tally
 
 
-class DemoSession:
+class DemoSession(Lifecycle):
     """The simulator, a runtime pointed at it and a webhook firer, started and stopped as one."""
 
     def __init__(self, settings: DemoSettings, bus: EventBus | None = None) -> None:
@@ -243,18 +243,6 @@ class DemoSession:
         if self._database_folder is not None:
             self._database_folder.cleanup()
         self._runtime = self._database_folder = None
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     def _clear_previous_run(self) -> None:
         # The database is new each run, so files an earlier run left in the demo's

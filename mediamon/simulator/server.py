@@ -26,12 +26,12 @@ import secrets
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any, Final, Self
+from typing import Any, Final
 
 from aiohttp import web
 
 from mediamon.core.layout import extension_for
+from mediamon.core.lifecycle import Lifecycle
 from mediamon.simulator.catalog import DEFAULT_FAILURES, Failure, HostedMedia, MediaCatalog
 from mediamon.simulator.media import MediaFile
 from mediamon.simulator.people import instance_id, phone_number
@@ -74,7 +74,7 @@ class _Link:
     slow: bool
 
 
-class Simulator:
+class Simulator(Lifecycle):
     """W-API and the CDN for `instances`; `async with Simulator(...) as sim:` runs it."""
 
     def __init__(
@@ -152,18 +152,6 @@ class Simulator:
         if self._runner is not None:
             await self._runner.cleanup()
         self._runner = None
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     # The endpoints.
 

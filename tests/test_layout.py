@@ -14,7 +14,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mediamon.core.layout import extension_for, media_relpath, safe_component, safe_message_id
+from mediamon.core.layout import (
+    extension_for,
+    is_layout_folder,
+    media_relpath,
+    safe_component,
+    safe_message_id,
+)
 from mediamon.core.models import MediaKind
 
 CLIENT = "2"
@@ -295,3 +301,13 @@ def test_different_message_ids_give_different_names(ids: list[str], kind: MediaK
     first, second = ids
 
     assert _path(kind=kind, message_id=first) != _path(kind=kind, message_id=second)
+
+
+def test_every_folder_above_a_media_file_is_a_layout_folder_and_no_other_is() -> None:
+    relpath = _path(kind=MediaKind.DOCUMENT, message_id=MESSAGE_ID, file_name="a b.pdf")
+    above = [relpath.parents[n] for n in range(len(relpath.parts))]
+
+    assert all(is_layout_folder(folder) for folder in above)
+    assert not is_layout_folder(relpath)
+    for other in ("notes", "cliente_2/notes", "cliente_2/instance_A/image/deeper"):
+        assert not is_layout_folder(PurePosixPath(other))

@@ -16,11 +16,12 @@ import hashlib
 import logging
 import os
 import secrets
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Final
 
 from mediamon.core.errors import MediamonError
+from mediamon.core.walk import walk_in_order
 
 logger = logging.getLogger(__name__)
 
@@ -101,14 +102,6 @@ class PartialFile:
             os.close(fd)
 
 
-@dataclass(frozen=True, slots=True)
-class Listing:
-    """What is in the media folder: media files, and temporary files with their age."""
-
-    files: frozenset[str]
-    part_files: tuple[tuple[str, float], ...]
-
-
 class LocalFileStore:
     """Media files under one folder on the local disk.
 
@@ -141,35 +134,21 @@ class LocalFileStore:
             raise _write_error(final_path, error) from error
         return PartialFile(final_path, temp_path, fd)
 
-    def list_files(self) -> Listing:
-        """Walk the whole tree with `os.scandir`; blocking, so run it in a thread.
+    def walk(self) -> Iterator[str]:
+        """Every media file and temporary file under the folder, in the order SQLite
+        sorts their relative paths; blocking, so advance it in a thread.
 
-        Symlinked folders are followed, since people move a client's media to another
-        disk that way; each real folder is walked once, so a link loop ends.
+        Its memory does not grow with the number of files, and symlinked folders are
+        followed, each real folder once; see walk.py.
         """
-        files: set[str] = set()
-        parts: list[tuple[str, float]] = []
-        seen: set[tuple[int, int]] = set()
-        pending = [("", str(self.root))]
-        while pending:
-            prefix, folder = pending.pop()
-            try:
-                identity = os.stat(folder)
-                entries = list(os.scandir(folder))
-            except OSError:
-                continue
-            if (identity.st_dev, identity.st_ino) in seen:
-                continue
-            seen.add((identity.st_dev, identity.st_ino))
-            for entry in entries:
-                relpath = prefix + entry.name
-                if _is_dir(entry):
-                    pending.append((relpath + "/", entry.path))
-                elif entry.name.endswith(PART_SUFFIX):
-                    parts.append((relpath, _mtime(entry)))
-                elif _is_file(entry):
-                    files.add(relpath)
-        return Listing(frozenset(files), tuple(parts))
+        return walk_in_order(self.root, PART_SUFFIX)
+
+    def modified_at(self, relpath: str) -> float:
+        """When the file (not what a link points at) was last written; 0 if it is gone."""
+        try:
+            return self.absolute(relpath).lstat().st_mtime
+        except OSError:
+            return 0.0
 
     def owns(self, relpath: str) -> bool:
         """Whether a temporary file belongs to a download of this process."""
@@ -197,27 +176,6 @@ class LocalFileStore:
 
 def is_part_file(relpath: str) -> bool:
     return relpath.endswith(PART_SUFFIX)
-
-
-def _is_dir(entry: os.DirEntry[str]) -> bool:
-    try:
-        return entry.is_dir()
-    except OSError:
-        return False
-
-
-def _is_file(entry: os.DirEntry[str]) -> bool:
-    try:
-        return entry.is_file()
-    except OSError:
-        return False
-
-
-def _mtime(entry: os.DirEntry[str]) -> float:
-    try:
-        return entry.stat(follow_symlinks=False).st_mtime
-    except OSError:
-        return 0.0
 
 
 def _fsync_folder(folder: Path) -> None:

@@ -17,6 +17,10 @@ from typing import Final
 from mediamon.core.models import MediaKind
 
 MAX_COMPONENT_BYTES: Final = 120
+CLIENT_PREFIX: Final = "cliente_"
+INSTANCE_PREFIX: Final = "instance_"
+FOLDER_DEPTH: Final = 3
+"""Folders between the media folder and a media file: client, instance, kind."""
 
 _EXTENSIONS: Final = {
     "image/jpeg": ".jpg",
@@ -87,11 +91,21 @@ def media_relpath(
     name = safe_component(name + _safe_extension(extension))
 
     return PurePosixPath(
-        f"cliente_{safe_component(client)}",
-        f"instance_{safe_component(instance_id)}",
+        CLIENT_PREFIX + safe_component(client),
+        INSTANCE_PREFIX + safe_component(instance_id),
         kind.value,
         name,
     )
+
+
+def is_layout_folder(relpath: PurePosixPath) -> bool:
+    """Whether a folder, relative to the media folder, is one that media paths run
+    through: the media folder itself, a client's, an instance's or a kind's."""
+    parts = relpath.parts
+    if len(parts) > FOLDER_DEPTH:
+        return False
+    prefixes = (CLIENT_PREFIX, INSTANCE_PREFIX)
+    return all(part.startswith(prefix) for part, prefix in zip(parts, prefixes, strict=False))
 
 
 def safe_message_id(message_id: str) -> str:

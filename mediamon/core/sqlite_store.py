@@ -169,6 +169,12 @@ _INSERT_MEDIA: Final = """
     RETURNING *
 """
 
+_STORED_FILES: Final = """
+    SELECT id, path, status, stored_sha256 FROM media
+    WHERE {start} AND +status IN ('done', 'missing')
+    ORDER BY path, id LIMIT ?
+"""
+
 
 class SQLiteStore:
     """The store on one SQLite file. Open it with `await SQLiteStore.open(path)`."""
@@ -447,22 +453,35 @@ class SQLiteStore:
 
     # Files on disk.
 
-    async def stored_files(self) -> list[StoredFile]:
-        """Every row that has, or had, a file: one query, for the reconciliation scan."""
-        rows = await self._run(
-            lambda conn: conn.execute(
-                "SELECT id, path, status, stored_sha256 FROM media "
-                "WHERE path IS NOT NULL AND status IN ('done', 'missing')"
-            ).fetchall()
-        )
+    async def stored_files_after(self, after: StoredFile | None, limit: int) -> list[StoredFile]:
+        """A page of the rows that have, or had, a file, in (path, id) order.
+
+        One range of the `media_path` index, which holds the id beside the path. The
+        `+` keeps SQLite from picking `media_status` instead, which would sort every
+        `done` row for each page.
+        """
+        if after is None:
+            sql = _STORED_FILES.format(start="path IS NOT NULL")
+            parameters: tuple[object, ...] = (limit,)
+        else:
+            sql = _STORED_FILES.format(start="(path, id) > (?, ?)")
+            parameters = (after.path, after.media_id, limit)
+        rows = await self._run(lambda conn: conn.execute(sql, parameters).fetchall())
         return [StoredFile(row[0], row[1], MediaStatus(row[2]), row[3]) for row in rows]
 
     async def media_at(self, relpath: str) -> list[MediaRecord]:
-        """Rows whose file is `relpath` or lies under it, when it names a folder."""
+        """Rows whose file is `relpath` or lies under it, when it names a folder.
+
+        Two searches of the `media_path` index, never a scan: the watcher asks once per
+        changed path. Everything under `a/b` sorts from `a/b/` up to, not including,
+        `a/b0`, since `0` is the character after `/`.
+        """
+        relpath = relpath.rstrip("/")
         rows = await self._run(
             lambda conn: conn.execute(
-                "SELECT * FROM media WHERE path = ? OR path LIKE ? ESCAPE '\\'",
-                (relpath, _like_prefix(relpath.rstrip("/") + "/")),
+                "SELECT * FROM media WHERE path = ? "
+                "UNION ALL SELECT * FROM media WHERE path >= ? AND path < ?",
+                (relpath, relpath + "/", relpath + chr(ord("/") + 1)),
             ).fetchall()
         )
         return [_media(row) for row in rows]

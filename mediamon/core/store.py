@@ -132,7 +132,14 @@ class Store(Protocol):
 
     async def changed_elsewhere(self) -> bool: ...
 
-    async def stored_files(self) -> list[StoredFile]: ...
+    async def stored_files_after(self, after: StoredFile | None, limit: int) -> list[StoredFile]:
+        """Up to `limit` rows that have, or had, a file (`done` or `missing`), ordered by
+        path and then id, starting after `after` (from the first when None).
+
+        The scan pages through every such row with it, so each call must be one short
+        read by an index on the path, whatever the size of the table.
+        """
+        ...
 
     async def media_at(self, relpath: str) -> list[MediaRecord]: ...
 

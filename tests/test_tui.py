@@ -3,23 +3,29 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import socket
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+from textual.app import App, ComposeResult
 from textual.pilot import Pilot
 
 from mediamon.core.config import Config
-from mediamon.core.models import MediaKind, MediaStatus
+from mediamon.core.events import MediaQueued
+from mediamon.core.models import MediaInfo, MediaKind, MediaRecord, MediaStatus, WebhookEvent
+from mediamon.core.sqlite_store import SQLiteStore
+from mediamon.core.store import MediaQuery, WebhookDelivery
 from mediamon.tui.app import MonitorApp
 from mediamon.tui.detail import DetailPane
-from mediamon.tui.event_log import EventLog
-from mediamon.tui.media_table import MediaTable
+from mediamon.tui.event_log import BURST, EventLog
+from mediamon.tui.media_table import COLUMNS, PAGE, MediaTable
 from mediamon.tui.top_bar import TopBar
-from tests.conftest import free_port, make_config, media_webhook, post
+from tests.conftest import CLIENT, INSTANCE, free_port, make_config, media_webhook, post
 from tests.fakes.cdn import FakeCdn
 from tests.fakes.wapi import FakeWapi
 
@@ -177,6 +183,78 @@ async def test_q_stops_everything_and_frees_the_port(tmp_path: Path, wapi: FakeW
         probe.bind(("127.0.0.1", port))  # raises if anything still listens
 
 
+async def test_the_table_pages_in_older_media_as_the_cursor_nears_the_end(
+    config: Config,
+) -> None:
+    stored = PAGE * 2 + 30
+    await _store_failed_media(config, stored)
+    app = MonitorApp(config)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(app, pilot)
+        table = app.query_one(MediaTable)
+        assert table.row_count == PAGE
+
+        await pilot.press("ctrl+end")
+        await until(pilot, lambda: table.row_count == PAGE * 2)
+        await pilot.press("ctrl+end")
+        await until(pilot, lambda: table.exhausted)
+        await pilot.press("ctrl+end")
+        await pilot.pause()
+
+        shown = [table.get_row_at(row)[0] for row in range(table.row_count)]
+        assert shown == list(range(stored, 0, -1))  # newest first, every one, once
+
+
+async def test_a_burst_keeps_the_window_to_a_page_and_the_cursor_on_its_media(
+    config: Config,
+) -> None:
+    await _store_failed_media(config, PAGE + 60)
+    media = await _listed(config)
+    by_id = {record.id: record for record in media}
+    app = _Alone(MediaTable(max_attempts=6))
+    async with app.run_test(size=SIZE) as pilot:
+        table = app.query_one(MediaTable)
+        table.show([by_id[number] for number in range(PAGE, 0, -1)])
+        table.move_cursor(row=30)
+        await pilot.pause()
+        assert table.selected == by_id[PAGE - 30]
+
+        table.upsert(by_id[number] for number in range(PAGE + 1, PAGE + 61))
+        failed = dataclasses.replace(by_id[PAGE - 30], last_error="gone for good")
+        table.upsert([failed])
+        await pilot.pause()
+
+        assert [table.get_row_at(row)[0] for row in range(table.row_count)] == list(
+            range(PAGE + 60, 60, -1)
+        )
+        assert (table.selected, table.cursor_row) == (failed, 90)
+        assert not table.exhausted  # the oldest 60 went: there is a next page again
+        assert not table.near_end  # the table moved the cursor there, not a person
+        await pilot.press("down")
+        assert table.near_end
+        # Fixed widths: nothing was measured, yet the table scrolls over every row.
+        assert [column.width for column in table.columns.values()] == [w for *_, w in COLUMNS]
+        assert table.virtual_size.height == PAGE + 1
+
+
+async def test_a_burst_of_events_writes_its_last_lines_and_counts_the_rest(
+    config: Config,
+) -> None:
+    await _store_failed_media(config, BURST + 70)
+    media = await _listed(config)
+    app = _Alone(EventLog())
+    async with app.run_test(size=SIZE) as pilot:
+        log = app.query_one(EventLog)
+        await pilot.pause()
+        log.add_events([MediaQueued(record) for record in reversed(media)])
+        await pilot.pause()
+
+        lines = [line.text for line in log.lines]
+        assert len(lines) == BURST + 1
+        assert "… 70 earlier lines of this burst left out" in lines[0]
+        assert media[0].message_id[:8] in lines[-1]
+
+
 def test_main_screen_snapshot(snap_compare: Callable[..., bool], snapshot_config: Config) -> None:
     assert snap_compare(MonitorApp(snapshot_config), terminal_size=SIZE, run_before=_settle)
 
@@ -204,6 +282,53 @@ async def _settle(pilot: Pilot[Any]) -> None:
 def _steady(app: MonitorApp) -> None:
     app.query_one(TopBar).local_url = "http://127.0.0.1:8000/webhook"
     app.query_one(EventLog).clear()
+
+
+class _Alone(App[None]):
+    """One widget on its own, to drive it without the runtime."""
+
+    def __init__(self, widget: Any) -> None:
+        super().__init__()
+        self._widget = widget
+
+    def compose(self) -> ComposeResult:
+        yield self._widget
+
+
+async def _store_failed_media(config: Config, count: int) -> None:
+    """`count` media that failed on arrival (no key to fetch them), so none downloads."""
+    info = MediaInfo(MediaKind.IMAGE, "image/jpeg", None, None, None, None, None)
+
+    def delivery(number: int) -> WebhookDelivery:
+        event = WebhookEvent(
+            event="webhookReceived",
+            instance_id=INSTANCE,
+            message_id=f"3EB{number:05X}{'0' * 12}",
+            from_me=False,
+            is_group=False,
+            moment=None,
+            chat_id="5569911111111",
+            sender_id="5569922222222",
+            sender_name="Maria",
+            media=info,
+        )
+        return WebhookDelivery(
+            "{}", time.time(), "accepted", None, event, CLIENT, MediaStatus.FAILED
+        )
+
+    store = await SQLiteStore.open(config.storage.database)
+    try:
+        await asyncio.gather(*(store.record_webhook(delivery(n)) for n in range(count)))
+    finally:
+        await store.close()
+
+
+async def _listed(config: Config) -> list[MediaRecord]:
+    store = await SQLiteStore.open(config.storage.database)
+    try:
+        return await store.list_media(MediaQuery(limit=None))
+    finally:
+        await store.close()
 
 
 @pytest.fixture

@@ -6,6 +6,11 @@ table updates, not thousands. Queries for the table and the detail pane go throu
 second, read-only connection, so paging and searching never wait behind webhook
 writes. Everything the screen shows comes from the store; the events only say when
 to look.
+
+A key press must show its effect within 100 ms while webhooks pour in, so the table
+holds a page of rows rather than all of them, and a filter's reload runs its query
+before it touches the table: live changes that arrive meanwhile wait for the new rows
+instead of being drawn into the old ones.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import aiohttp
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Input
@@ -39,7 +45,7 @@ from mediamon.tui.counters import Counters
 from mediamon.tui.detail import DetailPane
 from mediamon.tui.event_log import EventLog
 from mediamon.tui.help_screen import HelpScreen
-from mediamon.tui.media_table import WINDOW, MediaTable
+from mediamon.tui.media_table import PAGE, MediaTable
 from mediamon.tui.top_bar import TopBar
 
 logger = logging.getLogger(__name__)
@@ -95,6 +101,12 @@ class MonitorApp(App[int]):
         self._status_filter = 0
         self._kind_filter = 0
         self._text_filter = ""
+        self._reloads = 0
+        """Counts filter reloads, so a query that a reload overtook is thrown away."""
+        self._reloading = 0
+        """Reloads whose query is still running; live changes are held meanwhile."""
+        self._held: dict[int, MediaRecord] = {}
+        """Media changed while a reload was running, applied once it has."""
         self._log_handler: logging.Handler = logging.NullHandler()
         self._file_handler: logging.Handler = logging.NullHandler()
         self.started = asyncio.Event()
@@ -132,8 +144,8 @@ class MonitorApp(App[int]):
         await self._reload()
         await self._refresh_totals()
         self._ticks = [
-            self.set_interval(0.2, self._apply_events),
-            self.set_interval(1.0, self._each_second),
+            self.set_interval(0.2, self._unless_closing(self._apply_events)),
+            self.set_interval(1.0, self._unless_closing(self._each_second)),
             self.set_interval(TUNNEL_EVERY, self._look_for_tunnel),
         ]
         self._look_for_tunnel()
@@ -166,26 +178,38 @@ class MonitorApp(App[int]):
 
     # Live updates.
 
+    def _unless_closing(self, step: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+        async def run() -> None:
+            try:
+                await step()
+            except NoMatches:
+                # While the app closes, its widgets go before the last tick or message
+                # that waited on the database has ended; then there is nothing to update.
+                if self.is_running:
+                    raise
+
+        return run
+
     async def _apply_events(self) -> None:
         events = self._subscription.drain()
         if not events or self._reader is None:
             return
-        table = self.query_one(MediaTable)
-        log = self.query_one(EventLog)
+        self.query_one(EventLog).add_events(events)
         changed: dict[int, MediaRecord] = {}
         arrivals = 0
         for event in events:
-            log.add_event(event)
             media = _media_of(event)
             if media is None:
                 continue
             if isinstance(event, MediaQueued) and not event.duplicate:
                 arrivals += 1
-            if media.id in table.records or self._matches(media):
-                changed[media.id] = media
+            changed[media.id] = media
 
         self.query_one(Counters).count_arrivals(arrivals)
-        table.upsert(sorted(changed.values(), key=lambda media: media.id))
+        if self._reloading:
+            self._held.update(changed)
+        else:
+            self._show_changes(changed.values())
         await self._refresh_totals()
         selected = self.query_one(DetailPane).media
         if selected is not None and selected.id in changed:
@@ -196,10 +220,17 @@ class MonitorApp(App[int]):
         self.query_one(Counters).tick()
         if self._reader is not None and await self._reader.changed_elsewhere():
             # Another process (`mediamon reprocess`, `scan`) changed rows: look again.
-            table = self.query_one(MediaTable)
-            fresh = await self._reader.list_media(self._query(limit=WINDOW))
-            table.upsert(reversed(fresh))
+            reloads = self._reloads
+            fresh = await self._reader.list_media(self._query())
+            if reloads == self._reloads and not self._reloading:
+                self.query_one(MediaTable).upsert(fresh)
             await self._refresh_totals()
+
+    def _show_changes(self, changed: Iterable[MediaRecord]) -> None:
+        table = self.query_one(MediaTable)
+        table.upsert(
+            media for media in changed if media.id in table.records or self._matches(media)
+        )
 
     async def _refresh_totals(self) -> None:
         if self._reader is not None:
@@ -224,13 +255,14 @@ class MonitorApp(App[int]):
 
     # Filters and the window.
 
-    def _query(self, limit: int = WINDOW) -> MediaQuery:
+    def _query(self, before_id: int | None = None) -> MediaQuery:
         kind = KIND_FILTERS[self._kind_filter]
         return MediaQuery(
             statuses=STATUS_FILTERS[self._status_filter][1],
             kinds=frozenset({kind}) if kind else frozenset(),
             text=self._text_filter,
-            limit=limit,
+            limit=PAGE,
+            before_id=before_id,
         )
 
     def _matches(self, media: MediaRecord) -> bool:
@@ -247,10 +279,28 @@ class MonitorApp(App[int]):
     async def _reload(self) -> None:
         if self._reader is None:
             return
-        rows = await self._reader.list_media(self._query())
-        self.query_one(MediaTable).show(reversed(rows))
+        self._reloads += 1
+        self._reloading += 1
+        try:
+            page = await self._reader.list_media(self._query())
+        finally:
+            self._reloading -= 1
+        self.query_one(MediaTable).show(page)
+        held, self._held = self._held, {}
+        self._show_changes(held.values())
         self._describe_filters()
         await self._show_detail()
+
+    async def _next_page(self) -> None:
+        table = self.query_one(MediaTable)
+        oldest = table.oldest
+        if self._reader is None or oldest is None or self._reloading:
+            return
+        reloads = self._reloads
+        page = await self._reader.list_media(self._query(before_id=oldest))
+        # Rows that fell off the end meanwhile would leave a gap: the next move tries again.
+        if reloads == self._reloads and table.oldest == oldest:
+            table.add_page(page)
 
     def _describe_filters(self) -> None:
         parts = [f"status {STATUS_FILTERS[self._status_filter][0]}"]
@@ -288,7 +338,16 @@ class MonitorApp(App[int]):
 
     @on(DataTable.RowHighlighted)
     async def _row_highlighted(self) -> None:
-        await self._show_detail()
+        await self._unless_closing(self._cursor_moved)()
+
+    async def _cursor_moved(self) -> None:
+        table = self.query_one(MediaTable)
+        shown = self.query_one(DetailPane).media
+        # The cursor follows its media as new rows arrive above it: same media, no query.
+        if shown is None or table.selected is None or shown.id != table.selected.id:
+            await self._show_detail()
+        if table.near_end:
+            await self._next_page()
 
     async def _show_detail(self) -> None:
         pane = self.query_one(DetailPane)

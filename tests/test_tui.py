@@ -345,3 +345,20 @@ def snapshot_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Config:
     )
     asyncio.run(fill(config))
     return config
+
+
+async def test_w_replays_the_selected_media_webhook(
+    config: Config, wapi: FakeWapi, http: aiohttp.ClientSession
+) -> None:
+    app = MonitorApp(config)
+    async with app.run_test(size=SIZE) as pilot:
+        url = await started(app, pilot)
+        await post(http, url, media_webhook(wapi))
+        await until(pilot, lambda: set(statuses(app).values()) == {"done"})
+
+        await pilot.press("w")
+        await pilot.pause(0.3)
+
+        messages = [notification.message for notification in app._notifications]
+        assert any(m.startswith("Replayed webhook #1: kept once") for m in messages)
+        assert len(await app.runtime.store.list_events()) == 2

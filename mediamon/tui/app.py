@@ -78,6 +78,7 @@ class MonitorApp(App[int]):
         Binding("o", "open_file", "Open"),
         Binding("c", "copy_path", "Copy path"),
         Binding("s", "scan", "Scan"),
+        Binding("w", "replay_webhook", "Replay", show=False),
         Binding("p", "toggle_pause", "Pause"),
         Binding("question_mark", "help", "Help"),
         Binding("q", "quit", "Quit"),
@@ -433,6 +434,22 @@ class MonitorApp(App[int]):
 
     # Everything else.
 
+    async def action_replay_webhook(self) -> None:
+        """Feed the selected media's webhook through intake again, as `mediamon replay`."""
+        media = self._selected_or_say("replay")
+        if media is None:
+            return
+        if media.event_id is None or not self.runtime.running:
+            self.notify("This media's webhook is not at hand to replay.", severity="warning")
+            return
+        try:
+            result = await self.runtime.replay(media.event_id)
+        except MediamonError as error:
+            self.notify(str(error), severity="warning")
+            return
+        answer = "kept once (already known)" if result.duplicate else result.outcome
+        self.notify(f"Replayed webhook #{media.event_id}: {answer}.")
+
     async def action_scan(self) -> None:
         if not self.runtime.running:
             self.notify("Still starting; try again in a moment.", severity="warning")
@@ -461,6 +478,7 @@ class MonitorApp(App[int]):
             ("Reprocess all failed", "Queue every failed media again", "reprocess_failed"),
             ("Reprocess all missing", "Queue every missing media again", "reprocess_missing"),
             ("Scan now", "Compare the database with the files on disk", "scan"),
+            ("Replay webhook", "Feed the selected media's webhook in again", "replay_webhook"),
             ("Pause or resume downloads", "Start no new downloads, or start again", "toggle_pause"),
             ("Cycle status filter", "all, active, failed, missing, done", "cycle_status"),
             ("Cycle kind filter", "image, video, audio, document, sticker", "cycle_kind"),

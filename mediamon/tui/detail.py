@@ -52,6 +52,7 @@ class DetailPane(VerticalScroll):
             size += f", {human_size(media.stored_size)} stored"
         rows: list[tuple[str, RenderableType]] = [
             ("Message", f"{media.message_id}  (#{media.id}, {media.kind.value})"),
+            ("Webhook", f"event #{media.event_id}  (w replays it)" if media.event_id else "-"),
             ("Status", status_text(media, self._max_attempts)),
             ("Instance", f"{media.instance_id}  client {media.client}"),
             ("Chat", media.chat_id or "-"),

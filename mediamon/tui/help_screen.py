@@ -22,6 +22,7 @@ KEYS: tuple[tuple[str, str], ...] = (
     ("o", "open the selected file"),
     ("c", "copy the selected file's path"),
     ("s", "scan the media folder now"),
+    ("w", "replay the selected media's webhook, as `mediamon replay`"),
     ("p", "pause or resume downloads"),
     ("ctrl+p", "command palette: every action by name"),
     ("?", "this help"),

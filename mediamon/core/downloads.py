@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import PurePosixPath
-from typing import Final
+from typing import Any, Final
 from urllib.parse import quote
 
 from tenacity import RetryCallState, wait_exponential_jitter
@@ -338,7 +338,9 @@ class DownloadManager:
 
     def backoff(self, attempts: int) -> float:
         """Seconds to wait after the `attempts`-th failed attempt."""
-        state = RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
+        # tenacity's wait strategies read only the attempt number from the state.
+        no_retrying: Any = None
+        state = RetryCallState(retry_object=no_retrying, fn=None, args=(), kwargs={})
         state.attempt_number = attempts
         return float(self._backoff(state))
 

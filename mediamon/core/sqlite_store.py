@@ -220,7 +220,8 @@ class SQLiteStore:
         # aiosqlite runs each call on its own thread but offers no public way to run
         # a function there; one function per transaction keeps every store call
         # atomic and costs a single hop between threads.
-        return await self._db._execute(fn, self._db._conn)  # type: ignore[no-any-return, no-untyped-call]
+        execute = self._db._execute
+        return await execute(fn, self._db._conn)  # type: ignore[no-any-return, no-untyped-call]
 
     # Webhooks, written in groups.
 

@@ -30,7 +30,12 @@ class EventLog(RichLog):
     """
 
     def __init__(self, **kwargs: object) -> None:
-        super().__init__(max_lines=MAX_LINES, wrap=False, markup=False, **kwargs)  # type: ignore[arg-type]
+        super().__init__(
+            max_lines=MAX_LINES,
+            wrap=False,
+            markup=False,
+            **kwargs,  # type: ignore[arg-type]
+        )
 
     def add_events(self, events: Iterable[Event]) -> None:
         """A line for each event worth reading; of a burst, the last `BURST` lines."""

@@ -184,6 +184,8 @@ class SQLiteStore:
         self._db = db
         self._pending: list[tuple[WebhookDelivery, asyncio.Future[RecordedWebhook]]] = []
         self._writer: asyncio.Task[None] | None = None
+        self._finishing: list[tuple[AttemptOutcome, asyncio.Future[MediaRecord]]] = []
+        self._finisher: asyncio.Task[None] | None = None
         self._data_version: int | None = None
 
     @classmethod
@@ -212,8 +214,9 @@ class SQLiteStore:
         return store
 
     async def close(self) -> None:
-        if self._writer is not None:
-            await asyncio.shield(self._writer)
+        for task in (self._writer, self._finisher):
+            if task is not None:
+                await asyncio.shield(task)
         await self._db.close()
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -329,35 +332,41 @@ class SQLiteStore:
         return None if row is None else row[0]
 
     async def finish_attempt(self, outcome: AttemptOutcome) -> MediaRecord:
-        def finish(conn: sqlite3.Connection) -> sqlite3.Row | None:
-            with _transaction(conn):
-                _insert_attempts(conn, outcome.tries)
-                row: sqlite3.Row | None = conn.execute(
-                    """
-                    UPDATE media SET status = ?, last_error = ?, next_attempt_at = ?,
-                        path = coalesce(?, path), stored_sha256 = coalesce(?, stored_sha256),
-                        stored_size = coalesce(?, stored_size), source = coalesce(?, source),
-                        missing_since = NULL, updated_at = ?
-                    WHERE id = ? RETURNING *
-                    """,
-                    (
-                        outcome.status.value,
-                        outcome.error,
-                        outcome.next_attempt_at,
-                        outcome.path,
-                        outcome.sha256,
-                        outcome.size,
-                        outcome.source,
-                        time.time(),
-                        outcome.media_id,
-                    ),
-                ).fetchone()
-            return row
+        """Record how an attempt ended; returns the row as it now stands.
 
-        row = await self._run(finish)
-        if row is None:
-            raise StoreError(f"media #{outcome.media_id} is no longer in the database")
-        return _media(row)
+        Outcomes that arrive while a commit is under way share the next one, as
+        webhooks do: with `synchronous = FULL` each commit is an fsync, and one per
+        finished download would make the disk, not the network, set the pace.
+        """
+        future: asyncio.Future[MediaRecord] = asyncio.get_running_loop().create_future()
+        self._finishing.append((outcome, future))
+        if self._finisher is None:
+            self._finisher = asyncio.create_task(self._finish_pending())
+        return await future
+
+    async def _finish_pending(self) -> None:
+        try:
+            while self._finishing:
+                batch = self._finishing[:MAX_BATCH]
+                self._finishing = self._finishing[MAX_BATCH:]
+                outcomes = [outcome for outcome, _ in batch]
+                try:
+                    rows = await self._run(partial(_finish_outcomes, outcomes=outcomes))
+                except Exception as error:
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(error)
+                    continue
+                for (outcome, future), row in zip(batch, rows, strict=True):
+                    if future.done():
+                        continue
+                    if row is None:
+                        gone = f"media #{outcome.media_id} is no longer in the database"
+                        future.set_exception(StoreError(gone))
+                    else:
+                        future.set_result(_media(row))
+        finally:
+            self._finisher = None
 
     async def release(self, media_ids: Iterable[int]) -> None:
         """Put interrupted downloads back in the queue without spending an attempt."""
@@ -686,6 +695,39 @@ def _forget_bodies(conn: sqlite3.Connection, received_before: float, limit: int)
             (received_before, limit),
         )
         return cursor.rowcount
+
+
+def _finish_outcomes(
+    conn: sqlite3.Connection, outcomes: Sequence[AttemptOutcome]
+) -> list[sqlite3.Row | None]:
+    rows: list[sqlite3.Row | None] = []
+    now = time.time()
+    with _transaction(conn):
+        for outcome in outcomes:
+            _insert_attempts(conn, outcome.tries)
+            rows.append(
+                conn.execute(
+                    """
+                    UPDATE media SET status = ?, last_error = ?, next_attempt_at = ?,
+                        path = coalesce(?, path), stored_sha256 = coalesce(?, stored_sha256),
+                        stored_size = coalesce(?, stored_size), source = coalesce(?, source),
+                        missing_since = NULL, updated_at = ?
+                    WHERE id = ? RETURNING *
+                    """,
+                    (
+                        outcome.status.value,
+                        outcome.error,
+                        outcome.next_attempt_at,
+                        outcome.path,
+                        outcome.sha256,
+                        outcome.size,
+                        outcome.source,
+                        now,
+                        outcome.media_id,
+                    ),
+                ).fetchone()
+            )
+    return rows
 
 
 def _insert_attempts(conn: sqlite3.Connection, tries: Sequence[Attempt]) -> None:

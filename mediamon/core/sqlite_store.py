@@ -17,10 +17,10 @@ import asyncio
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Generic, TypeVar
 
 import aiosqlite
 
@@ -43,6 +43,8 @@ from mediamon.core.store import (
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+ItemT = TypeVar("ItemT")
+ResultT = TypeVar("ResultT")
 
 BUSY_TIMEOUT_MS: Final = 10_000
 MAX_BATCH: Final = 512
@@ -182,10 +184,8 @@ class SQLiteStore:
     def __init__(self, db: aiosqlite.Connection, path: Path) -> None:
         self.path = path
         self._db = db
-        self._pending: list[tuple[WebhookDelivery, asyncio.Future[RecordedWebhook]]] = []
-        self._writer: asyncio.Task[None] | None = None
-        self._finishing: list[tuple[AttemptOutcome, asyncio.Future[MediaRecord]]] = []
-        self._finisher: asyncio.Task[None] | None = None
+        self._deliveries = _GroupCommit(self._run, _insert_deliveries)
+        self._outcomes = _GroupCommit(self._run, _finish_outcomes)
         self._data_version: int | None = None
 
     @classmethod
@@ -214,9 +214,8 @@ class SQLiteStore:
         return store
 
     async def close(self) -> None:
-        for task in (self._writer, self._finisher):
-            if task is not None:
-                await asyncio.shield(task)
+        await self._deliveries.drain()
+        await self._outcomes.drain()
         await self._db.close()
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -230,42 +229,7 @@ class SQLiteStore:
 
     async def record_webhook(self, delivery: WebhookDelivery) -> RecordedWebhook:
         """Record the delivery (and its media row) durably; returns once committed."""
-        future: asyncio.Future[RecordedWebhook] = asyncio.get_running_loop().create_future()
-        self._pending.append((delivery, future))
-        if self._writer is None:
-            self._writer = asyncio.create_task(self._write_pending())
-        return await future
-
-    async def _write_pending(self) -> None:
-        try:
-            while self._pending:
-                batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
-                await self._write_batch(batch)
-        finally:
-            self._writer = None
-
-    async def _write_batch(
-        self, batch: list[tuple[WebhookDelivery, asyncio.Future[RecordedWebhook]]]
-    ) -> None:
-        deliveries = [delivery for delivery, _ in batch]
-        try:
-            results = await self._run(partial(_insert_deliveries, deliveries=deliveries))
-        except Exception as error:
-            if len(batch) > 1 and not isinstance(error, sqlite3.OperationalError):
-                # A value the database refuses belongs to one delivery; the others
-                # that shared its commit are written again one by one, so that only
-                # it fails. An operational error (locked, disk full) would fail
-                # them all alike, and is not tried again.
-                for single in batch:
-                    await self._write_batch([single])
-                return
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(error)
-            return
-        for (_, future), result in zip(batch, results, strict=True):
-            if not future.done():
-                future.set_result(result)
+        return await self._deliveries.submit(delivery)
 
     async def list_events(self, limit: int = 100) -> list[StoredEvent]:
         rows = await self._run(
@@ -334,39 +298,13 @@ class SQLiteStore:
     async def finish_attempt(self, outcome: AttemptOutcome) -> MediaRecord:
         """Record how an attempt ended; returns the row as it now stands.
 
-        Outcomes that arrive while a commit is under way share the next one, as
-        webhooks do: with `synchronous = FULL` each commit is an fsync, and one per
-        finished download would make the disk, not the network, set the pace.
+        Outcomes share commits as webhooks do: with `synchronous = FULL` each commit is
+        an fsync, and one per finished download would let the disk set the pace.
         """
-        future: asyncio.Future[MediaRecord] = asyncio.get_running_loop().create_future()
-        self._finishing.append((outcome, future))
-        if self._finisher is None:
-            self._finisher = asyncio.create_task(self._finish_pending())
-        return await future
-
-    async def _finish_pending(self) -> None:
-        try:
-            while self._finishing:
-                batch = self._finishing[:MAX_BATCH]
-                self._finishing = self._finishing[MAX_BATCH:]
-                outcomes = [outcome for outcome, _ in batch]
-                try:
-                    rows = await self._run(partial(_finish_outcomes, outcomes=outcomes))
-                except Exception as error:
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_exception(error)
-                    continue
-                for (outcome, future), row in zip(batch, rows, strict=True):
-                    if future.done():
-                        continue
-                    if row is None:
-                        gone = f"media #{outcome.media_id} is no longer in the database"
-                        future.set_exception(StoreError(gone))
-                    else:
-                        future.set_result(_media(row))
-        finally:
-            self._finisher = None
+        row = await self._outcomes.submit(outcome)
+        if row is None:
+            raise StoreError(f"media #{outcome.media_id} is no longer in the database")
+        return _media(row)
 
     async def release(self, media_ids: Iterable[int]) -> None:
         """Put interrupted downloads back in the queue without spending an attempt."""
@@ -571,6 +509,62 @@ class SQLiteStore:
                 return conn.execute(sql, [now, now, *parameters]).fetchall()
 
         return [_media(row) for row in await self._run(requeue)]
+
+
+class _GroupCommit(Generic[ItemT, ResultT]):
+    """Items that arrive while a commit is under way share the next one.
+
+    `write` turns a list of items into their results inside one transaction. When a
+    group fails on a value the database refuses, its items are written again one by
+    one, so only the item at fault fails; an operational error (locked, disk full)
+    would fail them all alike and fails the group.
+    """
+
+    def __init__(
+        self,
+        run: Callable[[Callable[[sqlite3.Connection], list[ResultT]]], Awaitable[list[ResultT]]],
+        write: Callable[[sqlite3.Connection, Sequence[ItemT]], list[ResultT]],
+    ) -> None:
+        self._run = run
+        self._write = write
+        self._pending: list[tuple[ItemT, asyncio.Future[ResultT]]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def submit(self, item: ItemT) -> ResultT:
+        future: asyncio.Future[ResultT] = asyncio.get_running_loop().create_future()
+        self._pending.append((item, future))
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write_pending())
+        return await future
+
+    async def drain(self) -> None:
+        if self._writer is not None:
+            await asyncio.shield(self._writer)
+
+    async def _write_pending(self) -> None:
+        try:
+            while self._pending:
+                batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+                await self._write_batch(batch)
+        finally:
+            self._writer = None
+
+    async def _write_batch(self, batch: list[tuple[ItemT, asyncio.Future[ResultT]]]) -> None:
+        items = [item for item, _ in batch]
+        try:
+            results = await self._run(lambda conn: self._write(conn, items))
+        except Exception as error:
+            if len(batch) > 1 and not isinstance(error, sqlite3.OperationalError):
+                for single in batch:
+                    await self._write_batch([single])
+                return
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(error)
+            return
+        for (_, future), result in zip(batch, results, strict=True):
+            if not future.done():
+                future.set_result(result)
 
 
 def _prepare(conn: sqlite3.Connection) -> None:

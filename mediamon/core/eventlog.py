@@ -8,7 +8,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from typing import Final
 
 from mediamon.core.events import (
@@ -63,13 +65,70 @@ def describe(event: Event) -> tuple[int, str] | None:
     return None
 
 
+ROUTINE_LINES_PER_SECOND: Final = 50
+"""Routine lines (INFO) written in any one second; warnings are always written."""
+
+
 async def log_events(subscription: Subscription) -> None:
-    """Write a line for each event until cancelled."""
-    async for event in subscription:
-        described = describe(event)
-        if described is not None:
-            level, line = described
-            logger.log(level, "%s", line)
+    """Write a line for each event until cancelled, holding back floods of routine ones.
+
+    At thousands of webhooks a second a line each would cost the server a tenth of its
+    time and no one could read them; past `ROUTINE_LINES_PER_SECOND` the routine lines
+    of that second are counted instead, and one line says how many were not shown. The
+    store keeps every event (`mediamon events`, `mediamon list`).
+    """
+    throttle = _Throttle(ROUTINE_LINES_PER_SECOND)
+    try:
+        while True:
+            first = await subscription.get()
+            for event in (first, *subscription.drain()):
+                described = describe(event)
+                if described is None:
+                    continue
+                level, line = described
+                if level > logging.INFO or throttle.admit():
+                    logger.log(level, "%s", line)
+    finally:
+        throttle.flush()
+
+
+class _Throttle:
+    """Admits `limit` lines a second and reports those it held back when the second ends."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._window_start = time.monotonic()
+        self._admitted = 0
+        self._held_back = 0
+        self._report: asyncio.TimerHandle | None = None
+
+    def admit(self) -> bool:
+        now = time.monotonic()
+        if now - self._window_start >= 1.0:
+            self.flush()
+            self._window_start = now
+        if self._admitted < self._limit:
+            self._admitted += 1
+            return True
+
+        self._held_back += 1
+        if self._report is None:
+            delay = max(0.0, self._window_start + 1.0 - now)
+            self._report = asyncio.get_running_loop().call_later(delay, self.flush)
+        return False
+
+    def flush(self) -> None:
+        if self._report is not None:
+            self._report.cancel()
+            self._report = None
+        if self._held_back:
+            logger.info(
+                "..  %d more routine lines in the last second not shown "
+                "(mediamon events and mediamon list have every one)",
+                self._held_back,
+            )
+        self._admitted = self._held_back = 0
+        self._window_start = time.monotonic()
 
 
 def short_id(text: str, width: int = ID_WIDTH) -> str:

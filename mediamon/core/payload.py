@@ -27,21 +27,21 @@ _INT64_MIN: Final = -(2**63)
 _INT64_MAX: Final = 2**63 - 1
 
 _MEDIA_KEYS: Final = {
-    "imagemessage": MediaKind.IMAGE,
-    "videomessage": MediaKind.VIDEO,
-    "ptvmessage": MediaKind.VIDEO,
-    "audiomessage": MediaKind.AUDIO,
-    "documentmessage": MediaKind.DOCUMENT,
-    "stickermessage": MediaKind.STICKER,
+    "imageMessage": MediaKind.IMAGE,
+    "videoMessage": MediaKind.VIDEO,
+    "ptvMessage": MediaKind.VIDEO,
+    "audioMessage": MediaKind.AUDIO,
+    "documentMessage": MediaKind.DOCUMENT,
+    "stickerMessage": MediaKind.STICKER,
 }
 
 _WRAPPERS: Final = (
-    "ephemeralmessage",
-    "viewoncemessage",
-    "viewoncemessagev2",
-    "viewoncemessagev2extension",
-    "documentwithcaptionmessage",
-    "editedmessage",
+    "ephemeralMessage",
+    "viewOnceMessage",
+    "viewOnceMessageV2",
+    "viewOnceMessageV2Extension",
+    "documentWithCaptionMessage",
+    "editedMessage",
 )
 
 _DEFAULT_MIMETYPES: Final = {
@@ -57,26 +57,26 @@ def parse_webhook(body: object) -> WebhookEvent:
     """Parse one decoded JSON body; raise `PayloadError` naming what is wrong."""
     if not isinstance(body, Mapping):
         raise PayloadError(f"the body must be a JSON object, not {_json_type(body)}")
-    fields = _folded(body)
+    fields = _Fields(body)
 
     instance_id = _required_id(fields, "instanceId")
     message_id = _optional_id(fields, "messageId")
-    media = _find_media(fields.get("msgcontent"))
+    media = _find_media(fields.get("msgContent"))
     if media is not None and message_id is None:
         raise PayloadError("a media message must carry a messageId")
 
-    chat = _folded_or_empty(fields.get("chat"))
-    sender = _folded_or_empty(fields.get("sender"))
+    chat = _Fields.of(fields.get("chat"))
+    sender = _Fields.of(fields.get("sender"))
     return WebhookEvent(
         event=_text(fields.get("event")) or "unknown",
         instance_id=instance_id,
         message_id=message_id,
-        from_me=fields.get("fromme") is True,
-        is_group=fields.get("isgroup") is True,
+        from_me=fields.get("fromMe") is True,
+        is_group=fields.get("isGroup") is True,
         moment=_integer(fields.get("moment")),
         chat_id=_text(chat.get("id")),
         sender_id=_text(sender.get("id")),
-        sender_name=_text(sender.get("pushname")),
+        sender_name=_text(sender.get("pushName")),
         media=media,
     )
 
@@ -87,35 +87,37 @@ def _find_media(content: object, depth: int = 0) -> MediaInfo | None:
         raise PayloadError(f"msgContent wrappers are nested more than {MAX_WRAPPER_DEPTH} deep")
     if not isinstance(content, Mapping):
         return None
-    fields = _folded(content)
+    fields = _Fields(content)
 
     for key, kind in _MEDIA_KEYS.items():
         block = fields.get(key)
         if isinstance(block, Mapping):
-            return _media_info(kind, _folded(block))
+            return _media_info(kind, _Fields(block))
 
     for wrapper in _WRAPPERS:
         inner = fields.get(wrapper)
         if isinstance(inner, Mapping):
-            found = _find_media(_folded(inner).get("message"), depth + 1)
+            found = _find_media(_Fields(inner).get("message"), depth + 1)
             if found is not None:
                 return found
     return None
 
 
-def _media_info(kind: MediaKind, block: Mapping[str, Any]) -> MediaInfo:
+def _media_info(kind: MediaKind, block: _Fields) -> MediaInfo:
     problems: list[str] = []
-    direct_path = _text(block.get("directpath"))
-    if block.get("mediakey") in (None, ""):
+    direct_path = _text(block.get("directPath"))
+    if block.get("mediaKey") in (None, ""):
         problems.append("the payload has no mediaKey")
     if direct_path is None:
         problems.append("the payload has no directPath")
 
-    media_key = _base64_field(block, "mediaKey", problems, size=32)
+    # Sources decode strict standard base64, so the key is passed on in that spelling.
+    key = _base64_field(block, "mediaKey", problems)
+    media_key = base64.b64encode(key).decode("ascii") if key is not None else None
     file_sha256 = _hex_digest(block, "fileSha256", problems)
     file_enc_sha256 = _hex_digest(block, "fileEncSha256", problems)
 
-    length = block.get("filelength")
+    length = block.get("fileLength")
     file_length = _integer(length)
     if length is not None and (file_length is None or file_length < 0):
         problems.append("fileLength is not a 64-bit whole number")
@@ -129,7 +131,7 @@ def _media_info(kind: MediaKind, block: Mapping[str, Any]) -> MediaInfo:
         file_sha256=file_sha256,
         file_enc_sha256=file_enc_sha256,
         file_length=file_length,
-        file_name=_text(block.get("filename")),
+        file_name=_text(block.get("fileName")),
         caption=_text(block.get("caption")),
         seconds=_integer(block.get("seconds")),
         ptt=block.get("ptt") is True,
@@ -137,15 +139,9 @@ def _media_info(kind: MediaKind, block: Mapping[str, Any]) -> MediaInfo:
     )
 
 
-def _base64_field(
-    block: Mapping[str, Any], name: str, problems: list[str], size: int | None = None
-) -> str | None:
-    """Return the field in standard base64 when it is valid (of `size` bytes, if given).
-
-    The sources decode strict standard base64, so a URL-safe or unpadded spelling is
-    passed on re-encoded; the usual spelling comes back unchanged.
-    """
-    value = block.get(name.lower())
+def _base64_field(block: _Fields, name: str, problems: list[str]) -> bytes | None:
+    """The 32 bytes a key or hash field spells in base64, or None with the problem noted."""
+    value = block.get(name)
     if value is None or value == "":
         return None
     if not isinstance(value, str):
@@ -155,17 +151,14 @@ def _base64_field(
     if raw is None:
         problems.append(f"{name} is not valid base64")
         return None
-    if size is not None and len(raw) != size:
-        problems.append(f"{name} is {len(raw)} bytes, expected {size}")
+    if len(raw) != 32:
+        problems.append(f"{name} is {len(raw)} bytes, expected 32")
         return None
-    return base64.b64encode(raw).decode("ascii")
+    return raw
 
 
-def _hex_digest(block: Mapping[str, Any], name: str, problems: list[str]) -> str | None:
-    encoded = _base64_field(block, name, problems, size=32)
-    if encoded is None:
-        return None
-    raw = _decode_base64(encoded)
+def _hex_digest(block: _Fields, name: str, problems: list[str]) -> str | None:
+    raw = _base64_field(block, name, problems)
     return raw.hex() if raw is not None else None
 
 
@@ -180,15 +173,15 @@ def _decode_base64(value: str) -> bytes | None:
         return None
 
 
-def _required_id(fields: Mapping[str, Any], name: str) -> str:
+def _required_id(fields: _Fields, name: str) -> str:
     value = _optional_id(fields, name)
     if value is None:
         raise PayloadError(f"the webhook has no {name}")
     return value
 
 
-def _optional_id(fields: Mapping[str, Any], name: str) -> str | None:
-    value = fields.get(name.lower())
+def _optional_id(fields: _Fields, name: str) -> str | None:
+    value = fields.get(name)
     if value is None or value == "":
         return None
     if not isinstance(value, str):
@@ -201,10 +194,7 @@ def _optional_id(fields: Mapping[str, Any], name: str) -> str | None:
 
 
 def _folded(mapping: Mapping[Any, Any]) -> dict[str, Any]:
-    """The mapping with lower-cased keys, since some deliveries spell keys that way.
-
-    When both spellings are present the camelCase one wins, as it is W-API's own.
-    """
+    """The mapping with lower-cased keys; a key not in lower case wins over one that is."""
     folded: dict[str, Any] = {}
     for key, value in mapping.items():
         if isinstance(key, str):
@@ -214,8 +204,33 @@ def _folded(mapping: Mapping[Any, Any]) -> dict[str, Any]:
     return folded
 
 
-def _folded_or_empty(value: object) -> dict[str, Any]:
-    return _folded(value) if isinstance(value, Mapping) else {}
+class _Fields:
+    """A JSON object's fields by W-API's camelCase names, whatever case a delivery used.
+
+    Some deliveries spell keys in lower case. The usual spelling is looked up as is,
+    and only a miss folds the keys (once per object), so a payload spelled the usual
+    way is never copied. When both spellings are present the camelCase one wins, as
+    it is W-API's own.
+    """
+
+    __slots__ = ("_folded", "_mapping")
+
+    def __init__(self, mapping: Mapping[Any, Any]) -> None:
+        self._mapping = mapping
+        self._folded: dict[str, Any] | None = None
+
+    @classmethod
+    def of(cls, value: object) -> _Fields:
+        """The fields of `value`, or none at all when it is not an object."""
+        return cls(value if isinstance(value, Mapping) else {})
+
+    def get(self, name: str) -> Any:
+        value = self._mapping.get(name)
+        if value is not None or name in self._mapping:
+            return value
+        if self._folded is None:
+            self._folded = _folded(self._mapping)
+        return self._folded.get(name.lower())
 
 
 def _text(value: object) -> str | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import time
 from pathlib import Path
 
@@ -117,3 +118,30 @@ async def test_groups_larger_than_one_statement_keep_their_order(tmp_path: Path)
     assert [m.message_id for m in media if m is not None] == [f"M{n:04d}" for n in range(300)]
     assert all(r.created for r in results)
     assert [r.event_id for r in results] == sorted(r.event_id for r in results)
+
+
+async def test_a_table_out_of_ascending_ids_still_pairs_each_event_with_its_webhook(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "mediamon.db"
+    store = await SQLiteStore.open(path)
+    await store.close()
+    # Once rowid 2**63 - 1 is taken SQLite hands out random free ids, so the order of
+    # the ids no longer follows the order of the rows.
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "INSERT INTO webhook_events (id, received_at, outcome) VALUES (?, 0, 'rejected')",
+            (2**63 - 1,),
+        )
+
+    store = await SQLiteStore.open(path)
+    try:
+        group = [_delivery(f"M{number}") for number in range(8)]
+        results = await asyncio.gather(*(store.record_webhook(item) for item in group))
+        events = {event.id: event for event in await store.list_events()}
+    finally:
+        await store.close()
+
+    for result, delivery in zip(results, group, strict=True):
+        assert events[result.event_id].body == delivery.body
+        assert result.media is not None and result.media.event_id == result.event_id

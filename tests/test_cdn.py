@@ -14,6 +14,7 @@ import hashlib
 import json
 import random
 import sys
+import threading
 import time
 import tracemalloc
 from collections.abc import AsyncIterator
@@ -457,6 +458,36 @@ async def test_a_50_mb_video_streams_through_the_cdn_in_little_memory(
     assert _sha256_of(_final_path(config, media)) == media.stored_sha256
     assert cdn.origins == [ORIGIN]
     assert peak < 16 * 2**20, f"peak traced memory {peak / 2**20:.1f} MiB"
+
+
+# The decryptor's worker threads.
+
+
+@pytest.mark.parametrize("outcome", ["stored", "bad-mac", "longer-than-announced"])
+async def test_no_hashing_thread_outlives_a_cdn_download(
+    runtime: Runtime, wapi: FakeWapi, cdn: FakeCdn, http: aiohttp.ClientSession, outcome: str
+) -> None:
+    wapi.always("500")
+    # Large enough that the decryptor hashes on worker threads from its first chunk.
+    body = media_webhook(wapi, MediaKind.VIDEO, size=600_000)
+    if outcome == "bad-mac":
+        cdn.always("bad-mac")
+    elif outcome == "longer-than-announced":
+        # The body is cut off halfway, with the decryptor's threads at work.
+        _block(body)["fileLength"] = "300000"
+
+    await post(http, runtime.url, body)
+    media = await wait_settled(runtime, body["messageId"])
+
+    assert media.status is (MediaStatus.DONE if outcome == "stored" else MediaStatus.FAILED)
+    if outcome == "stored":
+        # The stored hash is the decryptor's, handed over; it must be the file's own.
+        assert _sha256_of(_final_path(runtime.config, media)) == media.stored_sha256
+        assert media.stored_sha256 == media.expected_sha256
+    elif outcome == "longer-than-announced":
+        assert "more than the" in (media.last_error or "")
+    hashing = [t.name for t in threading.enumerate() if t.name.startswith("mediamon-hash")]
+    assert hashing == []
 
 
 # The attempt history.

@@ -35,7 +35,12 @@ class StorageWriteError(MediamonError):
 
 
 class PartialFile:
-    """A media file being written; hashes and counts what goes in."""
+    """A media file being written; hashes and counts what goes in.
+
+    A writer that already hashes every byte it writes (the CDN source's decryptor) can
+    say so with `hash_elsewhere()` and hand its digest over with `adopt_sha256()`, so that
+    a large file is not hashed twice.
+    """
 
     def __init__(self, final_path: Path, temp_path: Path, fd: int) -> None:
         self.final_path = final_path
@@ -43,15 +48,22 @@ class PartialFile:
         self.size = 0
         self._fd: int | None = fd
         self._sha256 = hashlib.sha256()
+        self._hashing = True
+        self._adopted_sha256: str | None = None
 
     @property
     def sha256(self) -> str:
-        return self._sha256.hexdigest()
+        if self._hashing:
+            return self._sha256.hexdigest()
+        if self._adopted_sha256 is None:
+            raise RuntimeError("the writer has not handed over the SHA-256 of what it wrote")
+        return self._adopted_sha256
 
     def write(self, chunk: bytes | bytearray | memoryview) -> None:
         if self._fd is None:
             raise RuntimeError("write to a closed partial file")
-        self._sha256.update(chunk)
+        if self._hashing:
+            self._sha256.update(chunk)
         view = memoryview(chunk)
         try:
             while view:
@@ -61,8 +73,26 @@ class PartialFile:
             raise _write_error(self.final_path, error) from error
         self.size += len(chunk)
 
+    def hash_elsewhere(self) -> None:
+        """Stop hashing writes: the writer hashes exactly what it writes, and says so at
+        the end with `adopt_sha256()`; until then `sha256` raises."""
+        if self.size:
+            raise RuntimeError("hash_elsewhere() after bytes were written")
+        self._hashing = False
+        self._adopted_sha256 = None
+
+    def adopt_sha256(self, digest: bytes, size: int) -> None:
+        """Take the writer's SHA-256 of everything written, and its count of those bytes,
+        which must be ours: a write that missed its hash would show there."""
+        if self._hashing:
+            raise RuntimeError("adopt_sha256() without hash_elsewhere()")
+        if size != self.size:
+            raise RuntimeError(f"the writer hashed {size} bytes, but {self.size} were written")
+        self._adopted_sha256 = digest.hex()
+
     def reset(self) -> None:
-        """Forget what was written so far, for a source that starts the file over."""
+        """Forget what was written so far, for a source that starts the file over; the
+        file hashes its writes again."""
         if self._fd is None:
             raise RuntimeError("reset of a closed partial file")
         try:
@@ -71,6 +101,8 @@ class PartialFile:
         except OSError as error:
             raise _write_error(self.final_path, error) from error
         self._sha256 = hashlib.sha256()
+        self._hashing = True
+        self._adopted_sha256 = None
         self.size = 0
 
     async def commit(self) -> Path:

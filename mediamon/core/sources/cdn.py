@@ -7,7 +7,8 @@ directPath that is not a plain absolute path is refused, so that a forged webhoo
 cannot point mediamon at a host of its choosing.
 
 The file is decrypted while it streams in and checked as a whole at the end
-(encrypted hash, MAC, padding, plain hash and length). Media sent as a document is
+(encrypted hash, MAC, padding, plain hash and length); the decryptor's worker
+threads end with each attempt, however it ends. Media sent as a document is
 often audio or an image underneath: when the MAC fails with the kind's own keys but
 matches another kind's, the file is fetched once more and decrypted with those.
 """
@@ -34,6 +35,7 @@ from mediamon.core.crypto import (
     MediaDecryptor,
     describe_info,
 )
+from mediamon.core.files import PartialFile
 from mediamon.core.models import MediaKind, MediaRecord
 from mediamon.core.sources.base import Sink, SourceFailure
 from mediamon.core.sources.http import stream_body
@@ -123,25 +125,33 @@ class CdnSource:
             plain_length=media.expected_size,
             probe_infos=probes,
         )
-        try:
-            await stream_body(
-                self._session,
-                url,
-                _DecryptingSink(decryptor, sink),
-                label="WhatsApp CDN",
-                expected_size=_encrypted_size(media.expected_size),
-                timeout=self._timeout,
-                headers={"Origin": ORIGIN},
-            )
-        except SourceFailure as failure:
-            if failure.http_status in (404, 410):
-                raise SourceFailure(
-                    f"expired on WhatsApp servers ({failure.http_status})",
-                    final=True,
-                    http_status=failure.http_status,
-                ) from failure
-            raise
-        sink.write(decryptor.finish())
+        # The decryptor hashes the plaintext it releases, which is exactly what reaches
+        # the file, so the file need not hash it a second time.
+        partial = sink if isinstance(sink, PartialFile) else None
+        if partial is not None:
+            partial.hash_elsewhere()
+        with decryptor:
+            try:
+                await stream_body(
+                    self._session,
+                    url,
+                    _DecryptingSink(decryptor, sink),
+                    label="WhatsApp CDN",
+                    expected_size=_encrypted_size(media.expected_size),
+                    timeout=self._timeout,
+                    headers={"Origin": ORIGIN},
+                )
+            except SourceFailure as failure:
+                if failure.http_status in (404, 410):
+                    raise SourceFailure(
+                        f"expired on WhatsApp servers ({failure.http_status})",
+                        final=True,
+                        http_status=failure.http_status,
+                    ) from failure
+                raise
+            sink.write(decryptor.finish())
+        if partial is not None:
+            partial.adopt_sha256(decryptor.plain_sha256, decryptor.plain_bytes)
 
 
 class _DecryptingSink:
@@ -150,7 +160,9 @@ class _DecryptingSink:
         self._sink = sink
 
     def write(self, chunk: bytes | bytearray | memoryview) -> None:
-        plain = self._decryptor.feed(bytes(chunk))
+        # A sink writes or copies what it is given before it returns, so the view into
+        # the decryptor's buffer, valid until the next feed, is safe to pass on.
+        plain = self._decryptor.feed_view(chunk)
         if plain:
             self._sink.write(plain)
 

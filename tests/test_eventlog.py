@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 
 import pytest
 
@@ -12,7 +13,7 @@ from mediamon.core import eventlog
 from mediamon.core.eventlog import ROUTINE_LINES_PER_SECOND, log_events
 from mediamon.core.events import EventBus, MediaQueued, WebhookReceived
 from mediamon.core.models import MediaKind, MediaRecord, MediaStatus
-from tests.conftest import CLIENT, INSTANCE
+from tests.conftest import CLIENT, INSTANCE, wait_for
 
 
 def _queued(number: int) -> MediaQueued:
@@ -49,27 +50,48 @@ def _queued(number: int) -> MediaQueued:
     return MediaQueued(media)
 
 
-async def _log_while(bus: EventBus, publish: int, refused: int, wait: float) -> None:
+async def _log_until(
+    bus: EventBus,
+    caplog: pytest.LogCaptureFixture,
+    publish: int,
+    refused: int,
+    done: Callable[[list[str]], bool],
+) -> None:
+    """Publish a burst, then wait until the lines logged so far satisfy `done`."""
     task = asyncio.create_task(log_events(bus.subscribe()))
     await asyncio.sleep(0)
     for number in range(publish):
         bus.publish(_queued(number))
     for number in range(refused):
         bus.publish(WebhookReceived(number, "x", None, "refused", "instance X is not listed"))
-    await asyncio.sleep(wait)
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+
+    async def logged() -> bool:
+        return done([record.getMessage() for record in caplog.records])
+
+    try:
+        await wait_for(logged, timeout=5)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def _routine(lines: list[str]) -> list[str]:
+    return [line for line in lines if line.startswith("<-- image")]
+
+
+def _summarised(lines: list[str]) -> bool:
+    return any("not shown" in line for line in lines)
 
 
 async def test_a_burst_writes_the_first_lines_and_counts_the_rest(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO, logger=eventlog.__name__)
-    await _log_while(EventBus(), publish=500, refused=3, wait=1.2)
+    await _log_until(EventBus(), caplog, publish=500, refused=3, done=_summarised)
 
     lines = [record.getMessage() for record in caplog.records]
-    routine = [line for line in lines if line.startswith("<-- image")]
+    routine = _routine(lines)
     warnings = [record for record in caplog.records if record.levelno == logging.WARNING]
     summaries = [line for line in lines if "not shown" in line]
 
@@ -84,8 +106,12 @@ async def test_a_burst_writes_the_first_lines_and_counts_the_rest(
 
 async def test_a_quiet_stream_is_written_in_full(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger=eventlog.__name__)
-    await _log_while(EventBus(), publish=10, refused=0, wait=0.05)
+
+    def all_ten(lines: list[str]) -> bool:
+        return len(_routine(lines)) == 10
+
+    await _log_until(EventBus(), caplog, publish=10, refused=0, done=all_ten)
 
     lines = [record.getMessage() for record in caplog.records]
-    assert len([line for line in lines if line.startswith("<-- image")]) == 10
-    assert not [line for line in lines if "not shown" in line]
+    assert len(_routine(lines)) == 10
+    assert not _summarised(lines)

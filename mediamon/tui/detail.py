@@ -76,7 +76,8 @@ def _attempts_table(attempts: Sequence[Attempt]) -> RenderableType:
     if not attempts:
         return Text("No attempts yet.", style="dim")
     table = Table("#", "Time", "Source", "HTTP", "Outcome", "Error", box=None, padding=(0, 1))
-    for attempt in attempts:
+    # Newest first: the pane is only so tall, and the last try is what explains the status.
+    for attempt in reversed(attempts):
         table.add_row(
             str(attempt.number),
             full_time(attempt.started_at),

@@ -1,12 +1,26 @@
-"""Log set-up for the headless commands: short lines on stderr, secrets scrubbed."""
+"""Log set-up for the headless commands: short lines on stderr, secrets scrubbed.
+
+`hide_secrets` is the one scrubber: log lines, stored bodies and error texts shown by
+the commands and the monitor all go through it.
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
 from collections.abc import Iterable
+from typing import Final
+from urllib.parse import quote
 
-REDACTED = "***"
+REDACTED: Final = "***"
+
+
+def hide_secrets(text: str, secrets: Iterable[str]) -> str:
+    """`text` with every token and secret in it, plain or URL-quoted, replaced by `***`."""
+    # Longest first, so a secret that contains another is scrubbed whole.
+    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
+        text = text.replace(secret, REDACTED).replace(quote(secret, safe=""), REDACTED)
+    return text
 
 
 class SecretFilter(logging.Filter):
@@ -14,27 +28,22 @@ class SecretFilter(logging.Filter):
 
     def __init__(self, secrets: Iterable[str]) -> None:
         super().__init__()
-        # Longest first, so a secret that contains another is scrubbed whole.
-        self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+        self._secrets = tuple(secrets)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not self._secrets:
+        if not any(self._secrets):
             return True
         text = record.getMessage()
-        scrubbed = self._scrub(text)
+        scrubbed = hide_secrets(text, self._secrets)
         if scrubbed != text:
             record.msg, record.args = scrubbed, None
         if record.exc_info and record.exc_info[1] is not None:
             # A traceback's text is made later by the formatter; render it now so
             # it can be scrubbed too.
-            record.exc_text = self._scrub(logging.Formatter().formatException(record.exc_info))
+            trace = logging.Formatter().formatException(record.exc_info)
+            record.exc_text = hide_secrets(trace, self._secrets)
             record.exc_info = None
         return True
-
-    def _scrub(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, REDACTED)
-        return text
 
 
 def configure(secrets: Iterable[str], *, verbose: bool = False) -> None:

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from mediamon.commands.webhook import hide_secrets, server_webhook_url
+from mediamon.commands.webhook import server_webhook_url
 from mediamon.core.config import parse_config
+from mediamon.logs import hide_secrets
 from tests.conftest import free_port, mediamon
 from tests.fakes.devloop import FakeNgrokAgent, FakeWapiSetup, tunnel, write_devloop_config
 

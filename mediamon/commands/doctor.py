@@ -24,13 +24,14 @@ from typing import Final, TextIO
 
 import aiohttp
 
-from mediamon.commands.webhook import NoServer, hide_secrets, local_base_url
+from mediamon.commands.webhook import NoServer, local_base_url
 from mediamon.core.config import Config, Instance, load_config
 from mediamon.core.errors import ConfigError
 from mediamon.core.eventlog import human_size
 from mediamon.core.ngrok import find_tunnel
 from mediamon.core.sqlite_store import SCHEMA_VERSION
 from mediamon.core.wapi_api import WapiApi, WapiApiError
+from mediamon.logs import hide_secrets
 
 LOW_SPACE: Final = 1_000_000_000
 """Bytes free under the media folder below which doctor warns."""

@@ -27,7 +27,6 @@ import aiohttp
 from mediamon.commands.webhook import (
     ServerAnswer,
     WebhookUrl,
-    hide_secrets,
     post_webhook,
     server_webhook_url,
 )
@@ -35,6 +34,7 @@ from mediamon.core.config import Config
 from mediamon.core.errors import MediamonError
 from mediamon.core.sqlite_store import SQLiteStore
 from mediamon.core.store import StoredEvent
+from mediamon.logs import hide_secrets
 
 DEFAULT_LIMIT: Final = 100
 

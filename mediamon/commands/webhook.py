@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final, TextIO
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
@@ -25,8 +24,9 @@ from mediamon.core.config import Config, Instance
 from mediamon.core.errors import MediamonError
 from mediamon.core.ngrok import find_tunnel
 from mediamon.core.wapi_api import WEBHOOK_KINDS, WapiApi, WapiApiError, WebhookKind
+from mediamon.logs import REDACTED, hide_secrets
 
-SHOWN_SECRET: Final = "***"
+SHOWN_SECRET: Final = REDACTED
 POST_TIMEOUT: Final = 10.0
 
 
@@ -36,13 +36,6 @@ class WebhookSetupError(MediamonError):
 
 class NoServer(MediamonError):
     title = "server"
-
-
-def hide_secrets(text: str, secrets: Iterable[str]) -> str:
-    """`text` with every token and secret in it replaced by `***`."""
-    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
-        text = text.replace(secret, SHOWN_SECRET).replace(quote(secret, safe=""), SHOWN_SECRET)
-    return text
 
 
 @dataclass(frozen=True, slots=True)

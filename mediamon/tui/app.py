@@ -44,6 +44,7 @@ from mediamon.runtime import Runtime
 from mediamon.tui.counters import Counters
 from mediamon.tui.detail import DetailPane
 from mediamon.tui.event_log import EventLog
+from mediamon.tui.events_screen import WebhookEventsScreen
 from mediamon.tui.help_screen import HelpScreen
 from mediamon.tui.media_table import PAGE, MediaTable
 from mediamon.tui.top_bar import TopBar
@@ -67,19 +68,21 @@ class MonitorApp(App[int]):
     #filter { display: none; height: 3; }
     #filter.-shown { display: block; }
     """
+    # Labels are kept short so that at 150 columns the footer holds them all, Quit included.
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("r", "reprocess_selected", "Reprocess"),
         Binding("R", "reprocess_failed", "All failed"),
         Binding("M", "reprocess_missing", "All missing"),
         Binding("slash", "search", "Search"),
-        Binding("f", "cycle_status", "Status filter"),
-        Binding("k", "cycle_kind", "Kind filter"),
+        Binding("f", "cycle_status", "Status"),
+        Binding("k", "cycle_kind", "Kind"),
         Binding("enter", "toggle_detail", "Detail", show=False),
         Binding("o", "open_file", "Open"),
         Binding("c", "copy_path", "Copy path"),
         Binding("s", "scan", "Scan"),
         Binding("w", "replay_webhook", "Replay", show=False),
         Binding("p", "toggle_pause", "Pause"),
+        Binding("e", "webhook_events", "Events"),
         Binding("question_mark", "help", "Help"),
         Binding("q", "quit", "Quit"),
     ]
@@ -468,11 +471,26 @@ class MonitorApp(App[int]):
         self.query_one(TopBar).paused = manager.paused
         self.notify("Downloads paused." if manager.paused else "Downloads resumed.")
 
+    def action_webhook_events(self) -> None:
+        reader = self._reader
+        if reader is None or not self.runtime.running:
+            self.notify("Still starting; try again in a moment.", severity="warning")
+            return
+        screen = WebhookEventsScreen(
+            reader.list_events,
+            self.runtime.replay,
+            running=lambda: self.runtime.running,
+            secrets=self.config.secrets,
+        )
+        self.push_screen(screen)
+
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
 
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
+        if isinstance(screen, WebhookEventsScreen):
+            return  # the media actions would act, unseen, on the table behind it
         actions = (
             ("Reprocess selected media", "Queue the selected media again", "reprocess_selected"),
             ("Reprocess all failed", "Queue every failed media again", "reprocess_failed"),
@@ -480,6 +498,7 @@ class MonitorApp(App[int]):
             ("Scan now", "Compare the database with the files on disk", "scan"),
             ("Replay webhook", "Feed the selected media's webhook in again", "replay_webhook"),
             ("Pause or resume downloads", "Start no new downloads, or start again", "toggle_pause"),
+            ("Webhook events", "Every webhook as it arrived; read or replay one", "webhook_events"),
             ("Cycle status filter", "all, active, failed, missing, done", "cycle_status"),
             ("Cycle kind filter", "image, video, audio, document, sticker", "cycle_kind"),
             ("Search", "Filter by message id, sender, chat or file name", "search"),

@@ -24,6 +24,7 @@ KEYS: tuple[tuple[str, str], ...] = (
     ("s", "scan the media folder now"),
     ("w", "replay the selected media's webhook, as `mediamon replay`"),
     ("p", "pause or resume downloads"),
+    ("e", "webhook events as they arrive: read a body, w replays it"),
     ("ctrl+p", "command palette: every action by name"),
     ("?", "this help"),
     ("q", "quit: in-flight downloads go back to the queue"),

@@ -238,7 +238,7 @@ def _event(instance: str, message_id: str | None, media: MediaInfo | None) -> We
 def test_a_body_nested_deep_is_shown_not_a_crash(depth: int) -> None:
     body = "[" * depth + "]" * depth
     event = StoredEvent(1, time.time(), None, None, None, "rejected", "too deep", body)
-    screen = WebhookEventsScreen(_no_events, _no_replay, running=lambda: False)
+    screen = WebhookEventsScreen(_no_events, _no_event, _no_replay, running=lambda: False)
 
     shown = screen._body(event)
 
@@ -249,5 +249,25 @@ async def _no_events(limit: int) -> list[StoredEvent]:
     return []
 
 
+async def _no_event(event_id: int) -> StoredEvent | None:
+    return None
+
+
 async def _no_replay(event_id: int) -> IntakeResult:
     raise AssertionError("nothing is replayed here")
+
+
+async def test_the_listing_leaves_bodies_out_and_one_read_brings_them(tmp_path: Path) -> None:
+    store = await SQLiteStore.open(tmp_path / "mediamon.db")
+    try:
+        big = json.dumps({"instanceId": INSTANCE, "pad": "x" * 1_000_000})
+        await store.record_webhook(WebhookDelivery(big, time.time(), "rejected", "no messageId"))
+        listed = await store.list_events(10, bodies=False)
+        whole = await store.get_event(listed[0].id)
+    finally:
+        await store.close()
+
+    assert [(event.outcome, event.reason, event.body) for event in listed] == [
+        ("rejected", "no messageId", None)
+    ]
+    assert whole is not None and whole.body == big

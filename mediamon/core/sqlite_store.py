@@ -174,6 +174,9 @@ _INSERT_MEDIA: Final = """
     RETURNING id, instance_id, message_id
 """
 
+_EVENT_FACTS: Final = "id, received_at, event, instance_id, message_id, outcome, reason"
+"""Every column of webhook_events but the body."""
+
 _STORED_FILES: Final = """
     SELECT id, path, status, stored_sha256 FROM media
     WHERE {start} AND +status IN ('done', 'missing')
@@ -234,10 +237,11 @@ class SQLiteStore:
         """Record the delivery (and its media row) durably; returns once committed."""
         return await self._deliveries.submit(delivery)
 
-    async def list_events(self, limit: int = 100) -> list[StoredEvent]:
+    async def list_events(self, limit: int = 100, *, bodies: bool = True) -> list[StoredEvent]:
+        columns = "*" if bodies else f"{_EVENT_FACTS}, NULL AS body"
         rows = await self._run(
             lambda conn: conn.execute(
-                "SELECT * FROM webhook_events ORDER BY id DESC LIMIT ?", (limit,)
+                f"SELECT {columns} FROM webhook_events ORDER BY id DESC LIMIT ?", (limit,)
             ).fetchall()
         )
         return [_event(row) for row in rows]

@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable, Iterable
+from functools import partial
 from logging.handlers import RotatingFileHandler
 from typing import ClassVar, Final
 
@@ -477,7 +478,8 @@ class MonitorApp(App[int]):
             self.notify("Still starting; try again in a moment.", severity="warning")
             return
         screen = WebhookEventsScreen(
-            reader.list_events,
+            partial(reader.list_events, bodies=False),
+            reader.get_event,
             self.runtime.replay,
             running=lambda: self.runtime.running,
             secrets=self.config.secrets,

@@ -4,10 +4,12 @@ Rejected, refused and ignored webhooks make no media row, so the media table nev
 shows them. Here each delivery is a row with what became of it, and the selected
 one's body can be read and fed through intake again.
 
-While the screen is shown it reads the newest `LIMIT` events once a second: one query
-by primary key, however large the table. An event never changes once written, except
-that retention may empty its body, so a reload only adds the rows that are new and
-drops those that fell off the end; the cursor stays on the event it was on.
+While the screen is shown it reads the newest `LIMIT` events once a second, without
+their bodies (which may be megabytes each): one query by primary key, however large
+the table. Only the selected event's body is read, when the cursor reaches it. An
+event never changes once written, except that retention may empty its body, so a
+reload only adds the rows that are new and drops those that fell off the end; the
+cursor stays on the event it was on.
 
 Bodies come from W-API and hold no token, but what is shown is scrubbed of the config's
 tokens and secret all the same, as `mediamon events` does.
@@ -60,6 +62,7 @@ COLUMNS: Final = (
 )
 
 Loader = Callable[[int], Awaitable[list[StoredEvent]]]
+Fetcher = Callable[[int], Awaitable[StoredEvent | None]]
 Replayer = Callable[[int], Awaitable[IntakeResult]]
 
 
@@ -91,12 +94,14 @@ class WebhookEventsScreen(ModalScreen[None]):
     def __init__(
         self,
         load: Loader,
+        fetch: Fetcher,
         replay: Replayer,
         *,
         running: Callable[[], bool],
         secrets: Iterable[str] = (),
     ) -> None:
-        """`load(limit)` lists the newest events; `replay(id)` feeds one through intake.
+        """`load(limit)` lists the newest events, bodies left out; `fetch(id)` reads one
+        whole; `replay(id)` feeds one through intake.
 
         `running()` is true while the pipeline runs. Once it is false (the app is
         quitting) the database `load` reads is about to close, so the screen stops
@@ -104,13 +109,14 @@ class WebhookEventsScreen(ModalScreen[None]):
         """
         super().__init__()
         self._load = load
+        self._fetch = fetch
         self._replay = replay
         self._pipeline_running = running
         self._secrets = tuple(secrets)
         self.events: dict[int, StoredEvent] = {}
-        """The events listed, by id."""
+        """The events listed, by id, without their bodies."""
         self.shown: StoredEvent | None = None
-        """The event whose body the lower pane shows."""
+        """The event the lower pane shows, body and all."""
 
     def compose(self) -> ComposeResult:
         title = Text.assemble(
@@ -129,7 +135,7 @@ class WebhookEventsScreen(ModalScreen[None]):
         for key, label, width in COLUMNS:
             table.add_column(label, key=key, width=width)
         table.focus()
-        self._show_selected()
+        await self._show_selected()
         await self._look_again()
         self.set_interval(1.0, self._look_again)
 
@@ -146,9 +152,9 @@ class WebhookEventsScreen(ModalScreen[None]):
         # the pipeline has stopped, so a query sent while it runs is answered.
         if not self._pipeline_running() or not self.is_current:
             return
-        self._list(await self._load(LIMIT))
+        await self._list(await self._load(LIMIT))
 
-    def _list(self, events: list[StoredEvent]) -> None:
+    async def _list(self, events: list[StoredEvent]) -> None:
         """Bring the table to `events`, newest first, keeping the cursor on its event."""
         table = self.query_one(DataTable)
         selected = self.selected
@@ -165,7 +171,17 @@ class WebhookEventsScreen(ModalScreen[None]):
             if selected is not None and selected.id in fresh:
                 table.move_cursor(row=table.get_row_index(str(selected.id)), animate=False)
         self.events = fresh
-        self._show_selected()
+        await self._show_selected()
+
+    async def _whole(self, listed: StoredEvent | None) -> StoredEvent | None:
+        """The listed event with its body, read now; None once the pipeline has stopped."""
+        if listed is None:
+            return None
+        if self.shown is not None and self.shown.id == listed.id:
+            return self.shown
+        if not self._pipeline_running():
+            return None
+        return await self._fetch(listed.id)
 
     def _cells(self, event: StoredEvent) -> tuple[object, ...]:
         return (
@@ -179,19 +195,22 @@ class WebhookEventsScreen(ModalScreen[None]):
         )
 
     @on(DataTable.RowHighlighted)
-    def _row_highlighted(self, highlighted: DataTable.RowHighlighted) -> None:
+    async def _row_highlighted(self, highlighted: DataTable.RowHighlighted) -> None:
         # The app listens for the media table's cursor; this table's must not reach it.
         highlighted.stop()
-        self._show_selected()
+        await self._show_selected()
 
     @on(DataTable.RowSelected)
     def _row_selected(self, selected: DataTable.RowSelected) -> None:
         selected.stop()  # enter toggles the media detail pane, which is not on this screen
 
-    def _show_selected(self) -> None:
-        event = self.selected
-        if event == self.shown and self.shown is not None:
-            return  # unchanged: a large body is not drawn again every second
+    async def _show_selected(self) -> None:
+        listed = self.selected
+        if listed is not None and self.shown is not None and listed.id == self.shown.id:
+            return  # unchanged: a large body is not read and drawn again every second
+        event = await self._whole(listed)
+        if event is not None and (self.selected is None or self.selected.id != event.id):
+            return  # the cursor moved on while the body was read; that row's turn is next
         self.shown = event
         facts = self.query_one("#event-facts", Static)
         body = self.query_one("#event-body", Static)
@@ -245,7 +264,7 @@ class WebhookEventsScreen(ModalScreen[None]):
 
     async def action_replay(self) -> None:
         """Feed the selected event's body through intake again, as `mediamon replay`."""
-        event = self.selected
+        event = await self._whole(self.selected)
         if event is None:
             self.notify("Select a webhook event to replay first.", severity="warning")
             return

@@ -24,7 +24,7 @@ from mediamon.core.models import MediaInfo, MediaKind, WebhookEvent
 from mediamon.core.sqlite_store import SQLiteStore
 from mediamon.core.store import StoredEvent, WebhookDelivery
 from mediamon.tui.app import MonitorApp
-from mediamon.tui.events_screen import WebhookEventsScreen
+from mediamon.tui.events_screen import BODY_SHOWN, WebhookEventsScreen
 from mediamon.tui.media_table import MediaTable
 from tests.conftest import CLIENT, INSTANCE, free_port, make_config, post
 from tests.fakes.payloads import media_message, sample_bytes, text_message, webhook
@@ -271,3 +271,16 @@ async def test_the_listing_leaves_bodies_out_and_one_read_brings_them(tmp_path: 
         ("rejected", "no messageId", None)
     ]
     assert whole is not None and whole.body == big
+
+
+def test_a_body_of_megabytes_is_cut_not_laid_out() -> None:
+    body = json.dumps([{"n": number} for number in range(200_000)])
+    event = StoredEvent(1, time.time(), None, None, None, "rejected", "no instanceId", body)
+    screen = WebhookEventsScreen(_no_events, _no_event, _no_replay, running=lambda: False)
+
+    shown = screen._body(event)
+
+    assert isinstance(shown, Text)
+    assert shown.plain.endswith(
+        f"… {len(body) - BODY_SHOWN:,} more characters (mediamon events --json prints them)"
+    )

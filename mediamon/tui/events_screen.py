@@ -43,6 +43,8 @@ LONG_TEXT: Final = 400
 """Strings in a body longer than this (a base64 `jpegThumbnail`) are cut to a prefix."""
 KEPT_PREFIX: Final = 64
 """How much of such a string is shown, before its length."""
+BODY_SHOWN: Final = 100_000
+"""Characters of a body shown at most; a larger one is cut, not laid out as JSON."""
 
 OUTCOME_STYLES: Final = {
     "accepted": "green",
@@ -246,6 +248,13 @@ class WebhookEventsScreen(ModalScreen[None]):
         text = self._scrub(event.body)
         if not text.strip():
             return Text("The body was empty.", style="dim")
+        if len(text) > BODY_SHOWN:
+            # W-API's bodies are a few kB; one of megabytes is someone else's, and laying
+            # it all out would stall the screen.
+            cut = Text(text[:BODY_SHOWN])
+            more = len(text) - BODY_SHOWN
+            cut.append(f"\n… {more:,} more characters (mediamon events --json prints them)")
+            return cut
         try:
             return JSON.from_data(_shortened(json.loads(text)), indent=2)
         except (ValueError, RecursionError):

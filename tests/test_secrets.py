@@ -180,7 +180,9 @@ async def test_serve_stderr_hides_the_token_and_the_secret(
     try:
         await wait_for(lambda: _answers(http, f"{base}/healthz"), timeout=15)
         await deliver_everything(http, f"{base}/webhook", wapi, cdn)
-        await wait_for(lambda: _settled(http, f"{base}/metrics"), timeout=15)
+        async with http.get(f"{base}/metrics") as refused:
+            assert refused.status == 401, "a secret is set, so a scrape must bring it"
+        await wait_for(lambda: _settled(http, f"{base}/metrics?secret={SECRET}"), timeout=15)
     finally:
         process.send_signal(signal.SIGTERM)
         _, err = await asyncio.wait_for(process.communicate(), timeout=10)

@@ -5,7 +5,8 @@ bounded body, and hand it to `Intake`, which records it durably and queues its
 media. Downloads happen later, elsewhere. A client's bad body is always a 4xx with
 a JSON error that says what is wrong; a body over `max_body` is refused from its
 Content-Length, or as soon as a chunked one passes the limit, never read whole.
-Beside it, /healthz and /metrics (Prometheus' text format) answer whoever watches.
+Beside it, /healthz answers whoever watches, and /metrics (Prometheus' text format)
+whoever holds the secret, when one is set.
 """
 
 from __future__ import annotations
@@ -94,6 +95,12 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def metrics_text(request: web.Request) -> web.Response:
+    # Counts only, but a tunnel makes them public; with a secret set, a scraper sends it
+    # (Prometheus: `params: {secret: [...]}`). /healthz stays open for liveness probes.
+    config = request.app[CONFIG_KEY]
+    if config.server.secret and not _secret_matches(request, config.server.secret):
+        logger.warning("metrics scrape from %s refused: missing or wrong secret", request.remote)
+        return _error(401, "missing or wrong secret")
     body = await request.app[METRICS_KEY].exposition()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 

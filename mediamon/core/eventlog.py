@@ -105,8 +105,7 @@ class _Throttle:
     def admit(self) -> bool:
         now = time.monotonic()
         if now - self._window_start >= 1.0:
-            self.flush()
-            self._window_start = now
+            self.flush()  # which starts the next second's count
         if self._admitted < self._limit:
             self._admitted += 1
             return True

@@ -8,7 +8,7 @@ never touches the final file name.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from mediamon.core.config import Instance
 from mediamon.core.errors import MediamonError
@@ -21,6 +21,20 @@ class Sink(Protocol):
     def reset(self) -> None:
         """Forget everything written, to start the file over."""
         ...
+
+
+@runtime_checkable
+class HashingSink(Sink, Protocol):
+    """A sink that hashes what it is given, unless the writer hashes it already.
+
+    A source that computes the SHA-256 of exactly the bytes it writes (the CDN's
+    decryptor) turns the sink's own hashing off and hands its digest over at the end,
+    so that a large file is not hashed twice.
+    """
+
+    def hash_elsewhere(self) -> None: ...
+
+    def adopt_sha256(self, digest: bytes, size: int) -> None: ...
 
 
 class SourceFailure(MediamonError):

@@ -35,9 +35,8 @@ from mediamon.core.crypto import (
     MediaDecryptor,
     describe_info,
 )
-from mediamon.core.files import PartialFile
 from mediamon.core.models import MediaKind, MediaRecord
-from mediamon.core.sources.base import Sink, SourceFailure
+from mediamon.core.sources.base import HashingSink, Sink, SourceFailure
 from mediamon.core.sources.http import stream_body
 
 logger = logging.getLogger(__name__)
@@ -127,7 +126,7 @@ class CdnSource:
         )
         # The decryptor hashes the plaintext it releases, which is exactly what reaches
         # the file, so the file need not hash it a second time.
-        partial = sink if isinstance(sink, PartialFile) else None
+        partial = sink if isinstance(sink, HashingSink) else None
         if partial is not None:
             partial.hash_elsewhere()
         with decryptor:
